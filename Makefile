@@ -1,0 +1,37 @@
+# Every target sets itself up on a fresh machine: only python3 (3.11+), git and make needed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+WHEELS := .cache/wheels
+ARGS   ?=
+
+.PHONY: test setup wheels bench clean
+
+test: setup
+	$(PY) -m pytest -q tests
+
+setup: $(VENV)/.installed $(WHEELS)/.complete
+
+$(VENV)/.installed: requirements.txt requirements-lambda.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit("python3 >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Pure-Python wheels for the Lambda layer (python 3.12, any platform, so arm64 too).
+# pip refuses a pin that has no py3-none-any wheel, and the layer builder refuses a
+# missing one, so a compiled package can never slip into the layer.
+wheels: $(WHEELS)/.complete
+
+$(WHEELS)/.complete: requirements-lambda.txt $(VENV)/.installed
+	mkdir -p $(WHEELS)
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps \
+		--only-binary=:all: --platform any --python-version 3.12 \
+		--implementation py --abi none -d $(WHEELS) -r requirements-lambda.txt
+	touch $@
+
+bench: setup
+	$(PY) benchmarks/program_eval.py
+
+clean:
+	rm -rf $(VENV) .cache .build

@@ -1,0 +1,274 @@
+"""The core service: the stage's data stores, queues, key, parameters and file indexer.
+
+Everything later services build on is created here and exposed as typed attributes, so
+they receive names and ARNs as inputs instead of re-deriving them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components import packaging
+from components.functions import (CONSUMER_TIMEOUTS, FunctionSpec, Platform, Statement,
+                                  build_function)
+from components.naming import Names
+from components.settings import Settings
+from components.tables import CORE_TABLES, TableSpec
+from handlers.shared.plans import RETENTION_TAG, retention_days
+
+QUEUE_KINDS = ("job", "data", "index")
+MAX_RECEIVES = 5                        # deliveries before a message is dead-lettered
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: time to look and redrive
+EXPORT_EXPIRY_DAYS = 7
+STALE_UPLOAD_DAYS = 7
+INDEX_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"]
+
+
+@dataclass(frozen=True)
+class CoreArgs:
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Queue:
+    queue: aws.sqs.Queue
+    dead_letter: aws.sqs.Queue
+
+    @property
+    def url(self) -> pulumi.Output[str]:
+        return self.queue.url
+
+    @property
+    def arn(self) -> pulumi.Output[str]:
+        return self.queue.arn
+
+
+class CoreService(pulumi.ComponentResource):
+    tables: dict[str, aws.dynamodb.Table]
+    bucket: aws.s3.Bucket
+    queues: dict[str, Queue]
+    credentials_key: aws.kms.Key
+    parameters: dict[str, aws.ssm.Parameter]
+    platform: Platform
+
+    def __init__(self, name: str, args: CoreArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("listbackup:core:CoreService", name, None, opts)
+        settings = args.settings
+        self.names = names = Names(settings.stage)
+        self._settings = settings
+        child = pulumi.ResourceOptions(parent=self)
+        # main keeps its data after a destroy: protected in Pulumi, retained in AWS.
+        data_opts = pulumi.ResourceOptions(parent=self, protect=settings.data_protection,
+                                           retain_on_delete=settings.data_protection)
+
+        self.tables = {spec.name: self._table(spec, data_opts) for spec in CORE_TABLES}
+        self.bucket = self._data_bucket(data_opts)
+        self.queues = {kind: self._queue(kind) for kind in QUEUE_KINDS}
+        self._index_notifications()
+
+        self.credentials_key = aws.kms.Key(
+            "credentials-key",
+            description=f"ListBackup {settings.stage}: encrypts stored source credentials",
+            enable_key_rotation=True, deletion_window_in_days=30, opts=data_opts)
+        self.credentials_key_alias = aws.kms.Alias(
+            "credentials-key-alias", name=names.kms_alias,
+            target_key_id=self.credentials_key.key_id, opts=child)
+
+        self.parameters = self._parameters()
+
+        layer_artifact = packaging.build_layer()
+        self.layer = aws.lambda_.LayerVersion(
+            "runtime-layer", layer_name=names.layer, code=pulumi.FileArchive(str(layer_artifact.path)),
+            compatible_runtimes=["python3.12"], compatible_architectures=["arm64"],
+            description="ListBackup Lambda runtime requirements (pure Python)", opts=child)
+        self.platform = Platform(
+            settings=settings, names=names, layer_arn=self.layer.arn,
+            environment={"STAGE": settings.stage, "DYNAMODB_TABLE_PREFIX": names.table_prefix,
+                         "S3_BUCKET": self.bucket.bucket, "API_VERSION": "v2"},
+            artifacts={"layer": layer_artifact.sha256})
+
+        self.file_indexer = self._file_indexer()
+
+        self.register_outputs({
+            "tableNames": {k: t.name for k, t in self.tables.items()},
+            "bucket": self.bucket.bucket,
+            "queueUrls": {k: q.url for k, q in self.queues.items()},
+            "credentialsKeyArn": self.credentials_key.arn,
+        })
+
+    # ------------------------------------------------------------ tables
+
+    def _table(self, spec: TableSpec, opts: pulumi.ResourceOptions) -> aws.dynamodb.Table:
+        def key_schema(hash_key: str, range_key: str | None) -> list[dict]:
+            keys = [{"attribute_name": hash_key, "key_type": "HASH"}]
+            if range_key:
+                keys.append({"attribute_name": range_key, "key_type": "RANGE"})
+            return keys
+
+        return aws.dynamodb.Table(
+            f"table-{spec.name}",
+            name=self.names.table(spec.name),
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=spec.hash_key,
+            range_key=spec.range_key,
+            attributes=[{"name": n, "type": t} for n, t in sorted(spec.attributes.items())],
+            global_secondary_indexes=[
+                {"name": i.name, "key_schemas": key_schema(i.hash_key, i.range_key),
+                 "projection_type": "ALL"} for i in spec.indexes] or None,
+            ttl={"attribute_name": spec.ttl_attribute, "enabled": True} if spec.ttl_attribute else None,
+            point_in_time_recovery={"enabled": self._settings.point_in_time_recovery},
+            deletion_protection_enabled=self._settings.data_protection,
+            server_side_encryption={"enabled": True},
+            opts=opts,
+        )
+
+    # ------------------------------------------------------------ data bucket
+
+    def _data_bucket(self, opts: pulumi.ResourceOptions) -> aws.s3.Bucket:
+        s = self._settings
+        bucket = aws.s3.Bucket("data-bucket", bucket=self.names.data_bucket,
+                               force_destroy=s.force_destroy, opts=opts)
+        child = pulumi.ResourceOptions(parent=self)
+        aws.s3.BucketVersioning("data-bucket-versioning", bucket=bucket.id,
+                                versioning_configuration={"status": "Enabled"}, opts=child)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            "data-bucket-encryption", bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+                    "bucket_key_enabled": True}], opts=child)
+        aws.s3.BucketOwnershipControls("data-bucket-ownership", bucket=bucket.id,
+                                       rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
+        public_block = aws.s3.BucketPublicAccessBlock(
+            "data-bucket-public-access", bucket=bucket.id, block_public_acls=True,
+            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+            opts=child)
+        aws.s3.BucketPolicy(
+            "data-bucket-policy", bucket=bucket.id,
+            policy=bucket.arn.apply(lambda arn: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*",
+                    "Action": "s3:*", "Resource": [arn, f"{arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }],
+            })),
+            # S3 refuses a bucket policy while the public access block is being set.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]))
+        aws.s3.BucketLifecycleConfiguration(
+            "data-bucket-lifecycle", bucket=bucket.id, rules=self._lifecycle_rules(), opts=child)
+        return bucket
+
+    def _lifecycle_rules(self) -> list[dict]:
+        s = self._settings
+        rules = [
+            {"id": "archive-backups", "status": "Enabled", "filter": {"prefix": "data/"},
+             # Glacier Instant Retrieval: cheaper, and a download is still immediate.
+             "transitions": [{"days": s.archive_after_days, "storage_class": "GLACIER_IR"}]},
+            {"id": "expire-noncurrent-versions", "status": "Enabled", "filter": {"prefix": ""},
+             # A deleted file stays restorable this long; then its old versions go.
+             "noncurrent_version_expiration": {"noncurrent_days": s.noncurrent_version_days},
+             "expiration": {"expired_object_delete_marker": True}},
+            {"id": "abort-stale-uploads", "status": "Enabled", "filter": {"prefix": ""},
+             "abort_incomplete_multipart_upload": {"days_after_initiation": STALE_UPLOAD_DAYS}},
+            {"id": "expire-exports", "status": "Enabled", "filter": {"prefix": "exports/"},
+             "expiration": {"days": EXPORT_EXPIRY_DAYS}},
+        ]
+        for days in retention_days():
+            rules.append({
+                "id": f"retention-{days}d", "status": "Enabled",
+                "filter": {"tag": {"key": RETENTION_TAG, "value": f"{days}d"}},
+                "expiration": {"days": days}})
+        return rules
+
+    # ------------------------------------------------------------ queues
+
+    def _queue(self, kind: str) -> Queue:
+        child = pulumi.ResourceOptions(parent=self)
+        dead_letter = aws.sqs.Queue(
+            f"{kind}-dlq", name=self.names.dead_letter_queue(kind),
+            message_retention_seconds=DLQ_RETENTION_SECONDS, sqs_managed_sse_enabled=True,
+            opts=child)
+        queue = aws.sqs.Queue(
+            f"{kind}-queue", name=self.names.queue(kind),
+            visibility_timeout_seconds=6 * CONSUMER_TIMEOUTS[kind],
+            sqs_managed_sse_enabled=True,
+            redrive_policy=dead_letter.arn.apply(lambda arn: json.dumps(
+                {"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES})),
+            opts=child)
+        return Queue(queue, dead_letter)
+
+    def _index_notifications(self) -> None:
+        index = self.queues["index"]
+        # S3 may send to the index queue only on behalf of this bucket.
+        policy = aws.sqs.QueuePolicy(
+            "index-queue-policy", queue_url=index.url,
+            policy=pulumi.Output.all(index.arn, self.bucket.arn).apply(lambda a: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "DataBucketEvents", "Effect": "Allow",
+                    "Principal": {"Service": "s3.amazonaws.com"},
+                    "Action": "sqs:SendMessage", "Resource": a[0],
+                    "Condition": {"ArnEquals": {"aws:SourceArn": a[1]}},
+                }],
+            })),
+            opts=pulumi.ResourceOptions(parent=self))
+        aws.s3.BucketNotification(
+            "data-bucket-notifications", bucket=self.bucket.id,
+            queues=[{"id": "index-data", "queue_arn": index.arn, "events": INDEX_EVENTS,
+                     "filter_prefix": "data/"}],
+            # S3 checks that it may send to the queue when the notification is created.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+
+    # ------------------------------------------------------------ parameters
+
+    def _parameters(self) -> dict[str, aws.ssm.Parameter]:
+        s, names = self._settings, self.names
+        child = pulumi.ResourceOptions(parent=self)
+        params = {}
+        for key, configured in (("jwt-secret", s.jwt_secret),
+                                ("jwt-refresh-secret", s.jwt_refresh_secret)):
+            generated = random.RandomPassword(f"{key}-generated", length=64, special=False,
+                                              opts=child)
+            value = pulumi.Output.secret(pulumi.Output.all(configured, generated.result).apply(
+                lambda v: v[0] or v[1]))
+            params[key] = aws.ssm.Parameter(
+                f"param-{key}", name=names.parameter(key), type="SecureString", value=value,
+                description=f"HS256 secret ({key}) of stage {s.stage}", opts=child)
+        params["cors-origin"] = aws.ssm.Parameter(
+            "param-cors-origin", name=names.parameter("cors-origin"), type="String",
+            value=",".join(s.cors_origins) or "none", opts=child)
+        params["ses-from-email"] = aws.ssm.Parameter(
+            "param-ses-from-email", name=names.parameter("ses-from-email"), type="String",
+            value=s.ses_from_email, opts=child)
+        return params
+
+    # ------------------------------------------------------------ file indexer
+
+    def _file_indexer(self):
+        files = self.tables["files"]
+        index = self.queues["index"]
+        built = build_function(self, self.platform, "core", FunctionSpec(
+            name="fileIndexer",
+            entry="handlers.core.file_indexer",
+            timeout=CONSUMER_TIMEOUTS["index"],
+            memory=256,
+            statements=[
+                # HEAD needs GetObject; ListBucket turns a missing key into 404, not 403.
+                Statement(["s3:GetObject"], [self.bucket.arn.apply(lambda a: f"{a}/data/*")]),
+                Statement(["s3:ListBucket"], [self.bucket.arn]),
+                Statement(["dynamodb:UpdateItem"], [files.arn]),
+                Statement(["sqs:ReceiveMessage", "sqs:DeleteMessage",
+                           "sqs:GetQueueAttributes"], [index.arn]),
+            ],
+        ))
+        aws.lambda_.EventSourceMapping(
+            "file-indexer-events", event_source_arn=index.arn,
+            function_name=built.function.arn, batch_size=10,
+            maximum_batching_window_in_seconds=5,
+            function_response_types=["ReportBatchItemFailures"],
+            opts=pulumi.ResourceOptions(parent=self))
+        return built

@@ -1,0 +1,106 @@
+"""DynamoDB table definitions as data.
+
+The Pulumi program builds tables from these specs and the tests build their moto tables
+from the same specs (``create_table_kwargs``), so the two cannot drift apart. Every list
+the API serves is a Query on a table key or one of these indexes, never a Scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    hash_key: str
+    range_key: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str                      # short name; physical name is listbackup-{stage}-{name}
+    hash_key: str
+    range_key: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)  # key attributes: S | N
+    indexes: tuple[Index, ...] = ()
+    ttl_attribute: str | None = None
+
+    def __post_init__(self) -> None:
+        keys = {self.hash_key, self.range_key} | {
+            k for i in self.indexes for k in (i.hash_key, i.range_key)}
+        keys.discard(None)
+        missing = keys - set(self.attributes)
+        if missing:
+            raise ValueError(f"table {self.name}: no type for key attribute(s) {sorted(missing)}")
+        extra = set(self.attributes) - keys
+        if extra:  # DynamoDB rejects attribute definitions that no key uses
+            raise ValueError(f"table {self.name}: attribute(s) {sorted(extra)} are not keys")
+
+
+def create_table_kwargs(spec: TableSpec, physical_name: str) -> dict:
+    """boto3 ``create_table`` arguments for a spec (tests and offline mode)."""
+    def schema(hash_key: str, range_key: str | None) -> list[dict]:
+        out = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+        if range_key:
+            out.append({"AttributeName": range_key, "KeyType": "RANGE"})
+        return out
+
+    kwargs: dict = {
+        "TableName": physical_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": schema(spec.hash_key, spec.range_key),
+        "AttributeDefinitions": [
+            {"AttributeName": n, "AttributeType": t} for n, t in sorted(spec.attributes.items())],
+    }
+    if spec.indexes:
+        kwargs["GlobalSecondaryIndexes"] = [
+            {"IndexName": i.name, "KeySchema": schema(i.hash_key, i.range_key),
+             "Projection": {"ProjectionType": "ALL"}} for i in spec.indexes]
+    return kwargs
+
+
+S, N = "S", "N"
+
+CORE_TABLES: tuple[TableSpec, ...] = (
+    # A user by id; login finds a user by e-mail.
+    TableSpec("users", "userId", attributes={"userId": S, "email": S},
+              indexes=(Index("email-index", "email"),)),
+    # An account by id; the hierarchy lists an account's children.
+    TableSpec("accounts", "accountId", attributes={"accountId": S, "parentAccountId": S},
+              indexes=(Index("parent-index", "parentAccountId", "accountId"),)),
+    # Memberships: a user's accounts (table key) and an account's members (index).
+    TableSpec("users-accounts", "userId", "accountId",
+              attributes={"userId": S, "accountId": S},
+              indexes=(Index("account-index", "accountId", "userId"),)),
+    # Every tenant-owned table is keyed by accountId first, so each read is scoped to the
+    # caller's account by its key, not by a filter.
+    TableSpec("sources", "accountId", "sourceId", attributes={"accountId": S, "sourceId": S}),
+    # Jobs of a source (sync finds its default job); the scheduler reads due jobs from a
+    # sparse index that only active, scheduled jobs carry (scheduleState = "scheduled").
+    TableSpec("jobs", "accountId", "jobId",
+              attributes={"accountId": S, "jobId": S, "sourceId": S,
+                          "scheduleState": S, "nextRunAt": S},
+              indexes=(Index("source-index", "sourceId", "jobId"),
+                       Index("schedule-index", "scheduleState", "nextRunAt"))),
+    # Runs of a job newest first; an account's runs over time (analytics).
+    TableSpec("runs", "accountId", "runId",
+              attributes={"accountId": S, "runId": S, "jobId": S, "createdAt": S},
+              indexes=(Index("job-index", "jobId", "createdAt"),
+                       Index("account-created-index", "accountId", "createdAt"))),
+    # Files: newest first per account, per source and per run; by path for tree and prefix
+    # browsing and search.
+    TableSpec("files", "accountId", "fileId",
+              attributes={"accountId": S, "fileId": S, "sourceId": S, "runId": S,
+                          "createdAt": S, "path": S},
+              indexes=(Index("account-created-index", "accountId", "createdAt"),
+                       Index("source-index", "sourceId", "createdAt"),
+                       Index("run-index", "runId", "path"),
+                       Index("path-index", "accountId", "path"))),
+    # Audit feed: event ids sort by time, so the table key serves newest first. Expires
+    # after 90 days through TTL on expiresAt (epoch seconds).
+    TableSpec("activity", "accountId", "eventId", attributes={"accountId": S, "eventId": S},
+              ttl_attribute="expiresAt"),
+)
+
+ACTIVITY_RETENTION_DAYS = 90

@@ -1,0 +1,1 @@
+"""Code several services share: envelope and dispatch, logging, AWS clients, key rules."""

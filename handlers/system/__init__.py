@@ -1,0 +1,1 @@
+"""The system service: public health and (later) authenticated deep status."""

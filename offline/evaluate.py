@@ -1,0 +1,251 @@
+"""Evaluate the Pulumi program under Pulumi's mocks and record what it declares.
+
+The Pulumi CLI is not needed: the program's ``__main__.py`` runs in this process with
+``pulumi.runtime.set_mocks``. The stack's config is read from ``Pulumi.yaml`` (defaults)
+and ``Pulumi.<stack>.yaml`` as the CLI would, with ``secure:`` values replaced by test
+values. Infra tests, the benchmark and offline mode all evaluate through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import runpy
+import secrets as _secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = "123456789012"
+PROGRAM_PACKAGES = ("components", "handlers")
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str = ""
+    protect: bool = False
+    retain_on_delete: bool = False
+    dependencies: tuple[str, ...] = ()
+    id: str = ""
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluation:
+    stack: str
+    preview: bool
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    warnings: list[str]
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, **inputs: Any) -> Resource:
+        found = [r for r in self.of_type(type_)
+                 if all(r.inputs.get(k) == v for k, v in inputs.items())]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} {type_} match {inputs}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        for r in self.resources:
+            if r.urn == urn:
+                return r
+        raise LookupError(urn)
+
+    def children(self, parent: Resource) -> list[Resource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+
+# ---------------------------------------------------------------- stack config
+
+def load_config(stack: str, root: Path = ROOT, overrides: dict[str, Any] | None = None
+                ) -> tuple[dict[str, str], list[str]]:
+    """The stack's effective config as the CLI passes it: fully-qualified keys, string
+    values (JSON for arrays and objects), and the list of secret keys."""
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    name = project["name"]
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, decl in (project.get("config") or {}).items():
+        full = key if ":" in key else f"{name}:{key}"
+        if isinstance(decl, dict) and "default" in decl:
+            config[full] = _as_config_string(decl["default"])
+        if isinstance(decl, dict) and decl.get("secret"):
+            secret_keys.append(full)
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    for key, value in {**values, **(overrides or {})}.items():
+        full = key if ":" in key else f"{name}:{key}"
+        if isinstance(value, dict) and "secure" in value:
+            value = "test-" + hashlib.sha256(full.encode()).hexdigest()[:24]
+            secret_keys.append(full)
+        config[full] = _as_config_string(value)
+    return config, sorted(set(secret_keys))
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------- mocks
+
+def _mock_state(typ: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict]:
+    """Plausible provider outputs for a new resource: ids, ARNs and URLs AWS would compute."""
+    state = dict(inputs)
+    physical = inputs.get("name") or inputs.get("bucket") or inputs.get("layerName") or name
+    token = typ.split(":")[1].split("/")[0] if typ.count(":") >= 2 else "x"
+    arn = f"arn:aws:{token}:{region}:{ACCOUNT}:{physical}"
+    rid = f"{physical}-id"
+    if typ == "aws:s3/bucket:Bucket":
+        state.setdefault("bucket", physical)
+        arn, rid = f"arn:aws:s3:::{physical}", physical
+    elif typ == "aws:sqs/queue:Queue":
+        rid = f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{physical}"
+        state["url"] = rid
+        arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{physical}"
+    elif typ == "aws:dynamodb/table:Table":
+        arn, rid = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{physical}", physical
+    elif typ == "aws:kms/key:Key":
+        rid = hashlib.md5(name.encode()).hexdigest()
+        arn = f"arn:aws:kms:{region}:{ACCOUNT}:key/{rid}"
+        state["keyId"] = rid
+    elif typ == "aws:kms/alias:Alias":
+        arn = f"arn:aws:kms:{region}:{ACCOUNT}:{physical}"
+    elif typ == "aws:iam/role:Role":
+        arn = f"arn:aws:iam::{ACCOUNT}:role/{physical}"
+        state.setdefault("name", physical)
+    elif typ == "aws:cloudwatch/logGroup:LogGroup":
+        arn = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{physical}"
+    elif typ == "aws:ssm/parameter:Parameter":
+        arn = f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{physical}"
+    elif typ == "aws:lambda/function:Function":
+        arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{physical}"
+        state["invokeArn"] = (f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/"
+                              f"functions/{arn}/invocations")
+    elif typ == "aws:lambda/layerVersion:LayerVersion":
+        arn = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{physical}:1"
+    elif typ == "aws:apigatewayv2/api:Api":
+        rid = hashlib.md5(name.encode()).hexdigest()[:10]
+        state["apiEndpoint"] = f"https://{rid}.execute-api.{region}.amazonaws.com"
+        state["executionArn"] = f"arn:aws:execute-api:{region}:{ACCOUNT}:{rid}"
+    elif typ.startswith("random:index/random"):
+        state["result"] = _secrets.token_urlsafe(48)
+    state.setdefault("arn", arn)
+    return rid, state
+
+
+def _make_mocks(region: str):
+    import pulumi
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            return _mock_state(args.typ, args.name, args.inputs, region)
+
+        def call(self, args: pulumi.runtime.MockCallArgs):
+            if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+                return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:root",
+                        "userId": ACCOUNT}
+            if args.token == "aws:index/getRegion:getRegion":
+                return {"name": region, "region": region}
+            if args.token == "aws:index/getPartition:getPartition":
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
+            return {}
+
+    return Mocks()
+
+
+def _make_monitor(mocks, records: list[Resource]):
+    from pulumi.runtime import rpc
+    from pulumi.runtime.mocks import MockMonitor
+
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request):
+            result = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                inputs = rpc.deserialize_properties(request.object)
+                reg = self.resources.get(result.urn)
+                records.append(Resource(
+                    type=request.type, name=request.name, urn=result.urn, inputs=inputs,
+                    parent=request.parent, protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    dependencies=tuple(request.dependencies), id=result.id,
+                    state=dict(reg.state) if reg else {}))
+            return result
+
+    return RecordingMonitor(mocks)
+
+
+class _WarningCollector:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def debug(self, msg, *a, **k): pass
+    def info(self, msg, *a, **k): pass
+    def warning(self, msg, *a, **k): self.warnings.append(str(msg))
+    def error(self, msg, *a, **k): self.warnings.append("error: " + str(msg))
+
+
+@contextlib.contextmanager
+def _program_modules(root: Path) -> Iterator[None]:
+    """Import the program's own packages from ``root``, and forget them afterwards, so a
+    fixture program (or an edited copy) never sees another program's modules."""
+    def purge() -> None:
+        for mod in [m for m in sys.modules if m.split(".")[0] in PROGRAM_PACKAGES]:
+            del sys.modules[mod]
+
+    purge()
+    sys.path.insert(0, str(root))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(root))
+        purge()
+
+
+def evaluate(stack: str = "dev", root: Path | str = ROOT, *, preview: bool = False,
+             overrides: dict[str, Any] | None = None) -> Evaluation:
+    """Run the program at ``root`` for ``stack`` under mocks; return what it declared."""
+    import pulumi
+    from pulumi.runtime import settings as pulumi_settings
+
+    root = Path(root).resolve()
+    config, secret_keys = load_config(stack, root, overrides)
+    region = config.get("aws:region", "us-east-1")
+    records: list[Resource] = []
+    outputs: dict[str, Any] = {}
+    collector = _WarningCollector()
+    mocks = _make_mocks(region)
+
+    pulumi_settings.ROOT.set(None)   # a fresh stack resource for every evaluation
+    pulumi.runtime.set_all_config(config, secret_keys)
+    pulumi.runtime.set_mocks(mocks, project=_project_name(root), stack=stack, preview=preview,
+                             logger=collector, monitor=_make_monitor(mocks, records))
+
+    @pulumi.runtime.test
+    def run():
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        exported = dict(pulumi.runtime.get_root_resource().outputs)
+        return pulumi.Output.from_input(exported).apply(outputs.update)
+
+    with _program_modules(root):
+        run()
+    return Evaluation(stack, preview, records, outputs, collector.warnings)
+
+
+def _project_name(root: Path) -> str:
+    return yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
