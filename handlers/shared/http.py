@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -89,16 +90,24 @@ def api_handler(routes: Iterable[Route], operations: Mapping[str, Operation], lo
             route = table.get(event.get("routeKey", ""))
             if route is None:
                 raise ApiError("not_found", "No such route")
-            request = _request(route, event, request_id)
-            if not allows(route, request.role):
+            # The role is checked before the body is read: a caller who may not use the
+            # route learns nothing about its schema.
+            if not allows(route, _identity(event).get("role")):
                 raise ApiError("forbidden", "Your role does not allow this")
+            request = _request(route, event, request_id)
             data = operations[route.operation](request)
+            logger.info("request handled", extra={"status": route.status})
             return success(data, route.status)
         except ApiError as error:
             logger.info("request refused", extra={"code": error.code, "status": error.status})
             return failure(error)
-        except Exception:
-            logger.exception("request failed")
+        except Exception as exc:
+            # An exception's text can carry request data or secrets: log its type and
+            # where it was raised, never its message.
+            frames = traceback.extract_tb(exc.__traceback__)
+            logger.error("request failed", extra={
+                "error_type": type(exc).__name__,
+                "stack": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames]})
             return failure(ApiError("internal", "Something went wrong on our side"))
         finally:
             logger.remove_keys(["request_id", "route"])
@@ -106,8 +115,12 @@ def api_handler(routes: Iterable[Route], operations: Mapping[str, Operation], lo
     return handler
 
 
+def _identity(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    return ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+
+
 def _request(route: Route, event: Mapping[str, Any], request_id: str) -> Request:
-    identity = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
+    identity = _identity(event)
     return Request(
         route=route,
         body=_body(route, event),
@@ -130,14 +143,15 @@ def _body(route: Route, event: Mapping[str, Any]) -> Any:
         return None
     if event.get("isBase64Encoded"):
         try:
-            raw = base64.b64decode(raw)
-        except ValueError:
+            raw = base64.b64decode(raw, validate=True)
+        except ValueError:  # binascii.Error is a ValueError
             raise ApiError("invalid_request", "The body is not valid base64") from None
-    if len(raw) > MAX_BODY_BYTES:
+    size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
+    if size > MAX_BODY_BYTES:
         raise ApiError("payload_too_large", f"The body is over {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         raise ApiError("invalid_request", "The body is not valid JSON") from None
     if route.body is not None:
         from handlers.shared.schema import validate  # only routes with a body pay for it

@@ -7,6 +7,7 @@ becomes ``type: [T, "null"]`` before a validator is compiled.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Mapping
 
 import fastjsonschema
@@ -18,15 +19,26 @@ _validators: dict[str, Any] = {}
 
 
 def to_json_schema(schema: Any) -> Any:
-    """OpenAPI 3.0 flavour -> plain draft 7 (``nullable`` folded into ``type``)."""
+    """OpenAPI 3.0 flavour -> plain draft 7 (``nullable`` folded into ``type`` and ``enum``)."""
     if isinstance(schema, list):
         return [to_json_schema(s) for s in schema]
     if not isinstance(schema, Mapping):
         return schema
-    out = {k: to_json_schema(v) for k, v in schema.items() if k != "nullable"}
-    if schema.get("nullable") and "type" in out:
-        types = out["type"] if isinstance(out["type"], list) else [out["type"]]
-        out["type"] = [*types, "null"]
+    out = {}
+    for key, value in schema.items():
+        if key == "nullable":
+            continue
+        if key in ("properties", "patternProperties", "definitions") and isinstance(value, Mapping):
+            # keys here are property names, not keywords: a property may be called "nullable"
+            out[key] = {name: to_json_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = to_json_schema(value)
+    if schema.get("nullable") is True:
+        if "type" in out:
+            types = out["type"] if isinstance(out["type"], list) else [out["type"]]
+            out["type"] = [*types, "null"] if "null" not in types else types
+        if "enum" in out and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
     return out
 
 
@@ -38,18 +50,25 @@ def validate(route: Route, body: Any) -> None:
     try:
         validator(body)
     except fastjsonschema.JsonSchemaValueException as exc:
-        field = exc.path[1:] if exc.path and exc.path[0] == "data" else []
-        name = ".".join(str(p) for p in field) or _missing_field(exc) or "body"
-        raise ApiError("validation_failed", f"Invalid {name}: {_reason(exc)}",
-                       fields=[name]) from None
+        path = [str(p) for p in (exc.path[1:] if exc.path and exc.path[0] == "data" else [])]
+        names = [".".join([*path, key]) for key in _offending_keys(exc)]
+        names = names or [".".join(path) or "body"]
+        raise ApiError("validation_failed", f"Invalid {', '.join(names)}: {_reason(exc)}",
+                       fields=names) from None
 
 
-def _missing_field(exc) -> str | None:
+def _offending_keys(exc) -> list[str]:
+    """The keys an object-level failure is about: missing required ones, or unexpected ones."""
+    value = exc.value if isinstance(exc.value, Mapping) else {}
     if exc.rule == "required" and isinstance(exc.rule_definition, list):
-        value = exc.value if isinstance(exc.value, Mapping) else {}
-        missing = [f for f in exc.rule_definition if f not in value]
-        return missing[0] if missing else None
-    return None
+        return [str(f) for f in exc.rule_definition if f not in value]
+    if exc.rule == "additionalProperties" and exc.rule_definition is False:
+        definition = exc.definition if isinstance(exc.definition, Mapping) else {}
+        known = definition.get("properties") or {}
+        patterns = [re.compile(p) for p in definition.get("patternProperties") or {}]
+        return sorted(str(k) for k in value
+                      if k not in known and not any(p.search(str(k)) for p in patterns))
+    return []
 
 
 def _reason(exc) -> str:
