@@ -104,3 +104,13 @@ CORE_TABLES: tuple[TableSpec, ...] = (
 )
 
 ACTIVITY_RETENTION_DAYS = 90
+
+# Owned by the api service.
+API_TABLES: tuple[TableSpec, ...] = (
+    # OAuth flows in progress: the state value is the key; rows expire on their own.
+    TableSpec("oauth-states", "state", attributes={"state": S}, ttl_attribute="expiresAt"),
+    # API keys are stored only as the sha256 of the key, which is the table key, so the
+    # authorizer finds a key with one GetItem; an account lists its keys by index.
+    TableSpec("api-keys", "keyHash", attributes={"keyHash": S, "accountId": S, "keyId": S},
+              indexes=(Index("account-index", "accountId", "keyId"),)),
+)
