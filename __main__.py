@@ -6,6 +6,7 @@ dependency graph makes the order real.
 
 import pulumi
 
+from components.api import ApiArgs, ApiService
 from components.core import CoreArgs, CoreService
 from components.settings import Settings
 from components.system import SystemArgs, SystemService
@@ -13,12 +14,32 @@ from components.system import SystemArgs, SystemService
 settings = Settings.load()
 
 core = CoreService("core", CoreArgs(settings=settings))
-system = SystemService("system", SystemArgs(platform=core.platform))
+api = ApiService("api", ApiArgs(
+    platform=core.platform,
+    users_table=core.tables["users"],
+    memberships_table=core.tables["users-accounts"],
+    jwt_secret_parameter=core.parameters["jwt-secret"],
+))
+tables = {**core.tables, **api.tables}
+system = SystemService("system", SystemArgs(
+    platform=core.platform, api=api.attachment,
+    tables=list(tables.values()), bucket=core.bucket,
+    queues=[q for queue in core.queues.values() for q in (queue.queue, queue.dead_letter)],
+))
 
 pulumi.export("stage", settings.stage)
-pulumi.export("tables", {name: table.name for name, table in core.tables.items()})
+# The base URL clients use: https://<domain>/v2, or the execute-api URL without a prefix.
+pulumi.export("apiUrl", api.url)
+pulumi.export("apiId", api.api.id)
+if api.domain is not None:
+    pulumi.export("apiDomainTarget", api.domain.domain_name_configuration.target_domain_name)
+    if api.certificate_validation_records is not None:
+        # DNS records to create so ACM issues the domain's certificate
+        pulumi.export("certificateValidation", api.certificate_validation_records)
+pulumi.export("tables", {name: table.name for name, table in tables.items()})
 pulumi.export("dataBucket", core.bucket.bucket)
 pulumi.export("queues", {kind: q.url for kind, q in core.queues.items()})
+pulumi.export("deadLetterQueues", {kind: q.dead_letter.url for kind, q in core.queues.items()})
 pulumi.export("credentialsKeyArn", core.credentials_key.arn)
 # Code digests keyed {service}/{function} and "layer" (no stage in the key), so a later
 # stage can check that it runs only code an earlier stage has run.

@@ -18,7 +18,7 @@ from components.functions import (CONSUMER_TIMEOUTS, FunctionSpec, Platform, Sta
                                   build_function)
 from components.naming import Names
 from components.settings import Settings
-from components.tables import CORE_TABLES, TableSpec
+from components.tables import CORE_TABLES, build_table
 from handlers.shared.plans import RETENTION_TAG, retention_days
 
 QUEUE_KINDS = ("job", "data", "index")
@@ -66,7 +66,8 @@ class CoreService(pulumi.ComponentResource):
         data_opts = pulumi.ResourceOptions(parent=self, protect=settings.data_protection,
                                            retain_on_delete=settings.data_protection)
 
-        self.tables = {spec.name: self._table(spec, data_opts) for spec in CORE_TABLES}
+        self.tables = {spec.name: build_table(spec, names, settings, data_opts)
+                       for spec in CORE_TABLES}
         self.bucket = self._data_bucket(data_opts)
         self.queues = {kind: self._queue(kind) for kind in QUEUE_KINDS}
         self._index_notifications()
@@ -100,32 +101,6 @@ class CoreService(pulumi.ComponentResource):
             "queueUrls": {k: q.url for k, q in self.queues.items()},
             "credentialsKeyArn": self.credentials_key.arn,
         })
-
-    # ------------------------------------------------------------ tables
-
-    def _table(self, spec: TableSpec, opts: pulumi.ResourceOptions) -> aws.dynamodb.Table:
-        def key_schema(hash_key: str, range_key: str | None) -> list[dict]:
-            keys = [{"attribute_name": hash_key, "key_type": "HASH"}]
-            if range_key:
-                keys.append({"attribute_name": range_key, "key_type": "RANGE"})
-            return keys
-
-        return aws.dynamodb.Table(
-            f"table-{spec.name}",
-            name=self.names.table(spec.name),
-            billing_mode="PAY_PER_REQUEST",
-            hash_key=spec.hash_key,
-            range_key=spec.range_key,
-            attributes=[{"name": n, "type": t} for n, t in sorted(spec.attributes.items())],
-            global_secondary_indexes=[
-                {"name": i.name, "key_schemas": key_schema(i.hash_key, i.range_key),
-                 "projection_type": "ALL"} for i in spec.indexes] or None,
-            ttl={"attribute_name": spec.ttl_attribute, "enabled": True} if spec.ttl_attribute else None,
-            point_in_time_recovery={"enabled": self._settings.point_in_time_recovery},
-            deletion_protection_enabled=self._settings.data_protection,
-            server_side_encryption={"enabled": True},
-            opts=opts,
-        )
 
     # ------------------------------------------------------------ data bucket
 

@@ -57,6 +57,8 @@ class FunctionSpec:
     timeout: int = API_TIMEOUT
     memory: int | None = None       # None: the stage's lambdaMemory
     reserved_concurrency: int | None = None
+    # > 0: publish versions behind a "live" alias kept warm; callers invoke the alias.
+    provisioned_concurrency: int = 0
 
 
 @dataclass
@@ -85,6 +87,16 @@ class BuiltFunction:
     role: aws.iam.Role
     log_group: aws.cloudwatch.LogGroup
     artifact: packaging.Artifact
+    alias: aws.lambda_.Alias | None = None
+
+    @property
+    def invoke_arn(self) -> pulumi.Output[str]:
+        """What API Gateway invokes: the warm alias when there is one."""
+        return self.alias.invoke_arn if self.alias else self.function.invoke_arn
+
+    @property
+    def qualifier(self) -> pulumi.Output[str] | None:
+        return self.alias.name if self.alias else None
 
 
 def check_statements(where: str, statements: Sequence[Statement]) -> None:
@@ -167,11 +179,28 @@ def build_function(parent: pulumi.Resource, platform: Platform, service: str,
         environment={"variables": {**platform.environment, **spec.environment,
                                    "POWERTOOLS_SERVICE_NAME": service}},
         logging_config={"log_format": "JSON", "log_group": log_group.name},
+        publish=spec.provisioned_concurrency > 0,
         # The policy carries no data into the function, but the function must not run
         # before its permissions exist.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy]),
     )
-    return BuiltFunction(spec, function, role, log_group, artifact)
+    alias = None
+    if spec.provisioned_concurrency > 0:
+        alias = aws.lambda_.Alias(f"{label}-live", name="live", function_name=function.name,
+                                  function_version=function.version, opts=child)
+        aws.lambda_.ProvisionedConcurrencyConfig(
+            f"{label}-warm", function_name=function.name, qualifier=alias.name,
+            provisioned_concurrent_executions=spec.provisioned_concurrency, opts=child)
+    return BuiltFunction(spec, function, role, log_group, artifact, alias)
+
+
+def allow_api_gateway(parent: pulumi.Resource, resource_name: str, built: BuiltFunction,
+                      source_arn: pulumi.Input[str]) -> aws.lambda_.Permission:
+    """Let API Gateway invoke ``built`` (its alias, when it has one) for ``source_arn`` only."""
+    return aws.lambda_.Permission(
+        resource_name, action="lambda:InvokeFunction", function=built.function.name,
+        qualifier=built.qualifier, principal="apigateway.amazonaws.com", source_arn=source_arn,
+        opts=pulumi.ResourceOptions(parent=parent))
 
 
 def attach_routes(parent: pulumi.Resource, service: str, built: BuiltFunction,
@@ -181,7 +210,7 @@ def attach_routes(parent: pulumi.Resource, service: str, built: BuiltFunction,
     child = pulumi.ResourceOptions(parent=parent)
     integration = aws.apigatewayv2.Integration(
         f"{label}-integration", api_id=api.api_id, integration_type="AWS_PROXY",
-        integration_uri=built.function.invoke_arn, payload_format_version="2.0",
+        integration_uri=built.invoke_arn, payload_format_version="2.0",
         timeout_milliseconds=API_TIMEOUT * 1000, opts=child)
     created = []
     for route in routes:
@@ -194,12 +223,9 @@ def attach_routes(parent: pulumi.Resource, service: str, built: BuiltFunction,
             opts=child))
         # One permission per route, scoped to that method and path on this API.
         source_path = re.sub(r"\{[^}]+\}", "*", route.path)
-        aws.lambda_.Permission(
-            f"{service}-{slug}-invoke", action="lambda:InvokeFunction",
-            function=built.function.name, principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.from_input(api.execution_arn).apply(
-                lambda arn, m=route.method, p=source_path: f"{arn}/*/{m}{p}"),
-            opts=child)
+        allow_api_gateway(parent, f"{service}-{slug}-invoke", built,
+                          pulumi.Output.from_input(api.execution_arn).apply(
+                              lambda arn, m=route.method, p=source_path: f"{arn}/*/{m}{p}"))
     return created
 
 

@@ -8,6 +8,14 @@ the API serves is a Query on a table key or one of these indexes, never a Scan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the specs are plain data; only build_table needs Pulumi
+    import pulumi
+    import pulumi_aws as aws
+
+    from components.naming import Names
+    from components.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,36 @@ def create_table_kwargs(spec: TableSpec, physical_name: str) -> dict:
             {"IndexName": i.name, "KeySchema": schema(i.hash_key, i.range_key),
              "Projection": {"ProjectionType": "ALL"}} for i in spec.indexes]
     return kwargs
+
+
+def build_table(spec: TableSpec, names: "Names", settings: "Settings",
+                opts: "pulumi.ResourceOptions") -> "aws.dynamodb.Table":
+    """The DynamoDB table for a spec: on demand, encrypted, recovery and deletion
+    protection as the stage says. ``opts`` carries the parent and data protection."""
+    import pulumi_aws as aws
+
+    def key_schema(hash_key: str, range_key: str | None) -> list[dict]:
+        keys = [{"attribute_name": hash_key, "key_type": "HASH"}]
+        if range_key:
+            keys.append({"attribute_name": range_key, "key_type": "RANGE"})
+        return keys
+
+    return aws.dynamodb.Table(
+        f"table-{spec.name}",
+        name=names.table(spec.name),
+        billing_mode="PAY_PER_REQUEST",
+        hash_key=spec.hash_key,
+        range_key=spec.range_key,
+        attributes=[{"name": n, "type": t} for n, t in sorted(spec.attributes.items())],
+        global_secondary_indexes=[
+            {"name": i.name, "key_schemas": key_schema(i.hash_key, i.range_key),
+             "projection_type": "ALL"} for i in spec.indexes] or None,
+        ttl={"attribute_name": spec.ttl_attribute, "enabled": True} if spec.ttl_attribute else None,
+        point_in_time_recovery={"enabled": settings.point_in_time_recovery},
+        deletion_protection_enabled=settings.data_protection,
+        server_side_encryption={"enabled": True},
+        opts=opts,
+    )
 
 
 S, N = "S", "N"

@@ -137,6 +137,27 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any], region: str) -> tup
         arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{physical}"
         state["invokeArn"] = (f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/"
                               f"functions/{arn}/invocations")
+        state["version"] = "1" if inputs.get("publish") else "$LATEST"
+    elif typ == "aws:lambda/alias:Alias":
+        function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{inputs.get('functionName')}"
+        arn = f"{function_arn}:{physical}"
+        state["invokeArn"] = (f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/"
+                              f"functions/{arn}/invocations")
+    elif typ == "aws:apigatewayv2/domainName:DomainName":
+        rid = physical = inputs.get("domainName", name)
+        state["domainNameConfiguration"] = {
+            **(inputs.get("domainNameConfiguration") or {}),
+            "targetDomainName": f"d-{hashlib.md5(rid.encode()).hexdigest()[:10]}"
+                                f".execute-api.{region}.amazonaws.com",
+            "hostedZoneId": "Z1UJRXOUMOOFQ8"}
+    elif typ == "aws:acm/certificate:Certificate":
+        rid = hashlib.md5(name.encode()).hexdigest()
+        arn = f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{rid}"
+        state["domainValidationOptions"] = [{
+            "domainName": inputs.get("domainName"),
+            "resourceRecordName": f"_{rid[:8]}.{inputs.get('domainName')}.",
+            "resourceRecordType": "CNAME",
+            "resourceRecordValue": f"_{rid[8:16]}.acm-validations.aws."}]
     elif typ == "aws:lambda/layerVersion:LayerVersion":
         arn = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{physical}:1"
     elif typ == "aws:apigatewayv2/api:Api":

@@ -31,8 +31,9 @@ class ApiError(Exception):
     """An outcome for the caller: a 4xx they can act on, or a 5xx fault of ours."""
 
     def __init__(self, code: str, message: str, *, fields: Iterable[str] = (),
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, details: Any = None) -> None:
         super().__init__(message)
+        self.details = details
         self.code = code
         self.status = _STATUS_CODES[code]
         self.message = message
@@ -70,6 +71,8 @@ def failure(error: ApiError) -> dict:
     payload = {"success": False, "error": error.message, "code": error.code}
     if error.fields:
         payload["fields"] = error.fields
+    if error.details is not None:
+        payload["details"] = error.details
     return response(error.status, payload, error.headers)
 
 

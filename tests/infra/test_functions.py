@@ -16,7 +16,8 @@ from tests.conftest import ROOT, policy, unwrap
 from tests.infra.test_project_config import stack_config
 
 FUNCTION = "aws:lambda/function:Function"
-COMPONENT_TYPES = ("listbackup:core:CoreService", "listbackup:system:SystemService")
+COMPONENT_TYPES = ("listbackup:core:CoreService", "listbackup:api:ApiService",
+                   "listbackup:system:SystemService")
 
 
 def role_policy_of(program, function) -> dict:
@@ -99,6 +100,8 @@ def test_environment_holds_names_not_secrets(program, stack):
 def test_every_resource_belongs_to_a_service_component(program):
     components = {r.urn for r in program.resources if r.type in COMPONENT_TYPES}
     assert len(components) == len(COMPONENT_TYPES)
+    assert not [r for r in program.resources
+                if r.type.startswith("listbackup:") and r.type not in COMPONENT_TYPES]
     for resource in program.resources:
         if resource.type not in COMPONENT_TYPES:
             assert resource.parent in components, resource.urn
@@ -148,10 +151,13 @@ def test_routes_from_the_table_hang_on_the_api_with_their_authorization(tmp_path
     assert set(routes) == {r.route_key for r in all_routes()["system"]}
     health = routes["GET /system/health"]
     assert health.inputs["authorizationType"] == "NONE" and "authorizerId" not in health.inputs
+    status = routes["GET /system/status"]
+    assert status.inputs["authorizationType"] == "CUSTOM" and status.inputs["authorizerId"] == "auth456"
     [integration] = program.of_type("aws:apigatewayv2/integration:Integration")
     assert integration.inputs["integrationType"] == "AWS_PROXY"
     assert integration.inputs["payloadFormatVersion"] == "2.0"
     assert health.inputs["target"] == f"integrations/{integration.id}"
-    [permission] = program.of_type("aws:lambda/permission:Permission")
-    assert permission.inputs["principal"] == "apigateway.amazonaws.com"
-    assert permission.inputs["sourceArn"] == "arn:aws:execute-api:us-east-1:123456789012:api123/*/GET/system/health"
+    permissions = {p.inputs["sourceArn"] for p in program.of_type("aws:lambda/permission:Permission")
+                   if p.inputs["principal"] == "apigateway.amazonaws.com"}
+    assert permissions == {f"arn:aws:execute-api:us-east-1:123456789012:api123/*/GET/system/{name}"
+                           for name in ("health", "status")}

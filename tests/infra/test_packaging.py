@@ -89,7 +89,7 @@ def _changed(before: dict, after: dict) -> set[str]:
     ("handlers/system/routes.py", {"system/api"}),
     ("handlers/core/file_indexer.py", {"core/fileIndexer"}),
     ("handlers/shared/files.py", {"core/fileIndexer"}),          # only the indexer imports it
-    ("handlers/shared/log.py", {"core/fileIndexer", "system/api"}),
+    ("handlers/shared/log.py", {"core/fileIndexer", "system/api", "api/authorizer"}),
 ])
 def test_editing_a_module_changes_only_the_bundles_that_import_it(tmp_path, edited, expected):
     base = evaluated("dev").outputs["artifacts"]
