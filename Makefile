@@ -5,7 +5,10 @@ PY     := $(VENV)/bin/python
 WHEELS := .cache/wheels
 ARGS   ?=
 
-.PHONY: test setup wheels bench clean
+.PHONY: offline test setup wheels bench clean
+
+offline: setup
+	$(PY) -m offline $(ARGS)
 
 test: setup
 	$(PY) -m pytest -q tests
@@ -32,6 +35,7 @@ $(WHEELS)/.complete: requirements-lambda.txt $(VENV)/.installed
 
 bench: setup
 	$(PY) benchmarks/program_eval.py
+	$(PY) benchmarks/offline_mode.py
 
 clean:
 	rm -rf $(VENV) .cache .build

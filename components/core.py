@@ -81,6 +81,9 @@ class CoreService(pulumi.ComponentResource):
             target_key_id=self.credentials_key.key_id, opts=child)
 
         self.parameters = self._parameters()
+        # The stage's sender address; SES mails it a verification link on creation.
+        self.sender_identity = aws.sesv2.EmailIdentity(
+            "ses-sender", email_identity=settings.ses_from_email, opts=child)
 
         layer_artifact = packaging.build_layer()
         self.layer = aws.lambda_.LayerVersion(

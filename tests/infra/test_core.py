@@ -171,3 +171,8 @@ def test_a_configured_secret_is_used_instead_of_a_generated_one():
     config, secret_keys = load_config("dev", overrides={"listbackup:jwtSecret": {"secure": "v1:abc"}})
     assert "listbackup:jwtSecret" in secret_keys
     assert unwrap(param.inputs["value"]) == config["listbackup:jwtSecret"]
+
+
+def test_the_stage_sender_address_is_an_ses_identity(program, stack):
+    identity = program.one("aws:sesv2/emailIdentity:EmailIdentity")
+    assert identity.inputs["emailIdentity"] == setting(stack, "sesFromEmail")
