@@ -55,7 +55,7 @@ def main() -> None:
     finally:
         server.stop()
 
-    os.environ.update({"STAGE": "dev", "API_VERSION": "v2"})
+    os.environ.update({"STAGE": "dev", "API_VERSION": "v2", "LOG_LEVEL": "WARNING"})
     from handlers.system import api
 
     event, context = api_event("GET /system/health"), LambdaContext("listbackup-system-dev-api")
