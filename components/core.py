@@ -216,6 +216,13 @@ class CoreService(pulumi.ComponentResource):
             params[key] = aws.ssm.Parameter(
                 f"param-{key}", name=names.parameter(key), type="SecureString", value=value,
                 description=f"HS256 secret ({key}) of stage {s.stage}", opts=child)
+        # Signs pagination cursors; generated, never configured, rotated by replacing it.
+        cursor = random.RandomPassword("cursor-secret-generated", length=64, special=False,
+                                       opts=child)
+        params["cursor-secret"] = aws.ssm.Parameter(
+            "param-cursor-secret", name=names.parameter("cursor-secret"), type="SecureString",
+            value=cursor.result, description=f"Pagination cursor key of stage {s.stage}",
+            opts=child)
         params["cors-origin"] = aws.ssm.Parameter(
             "param-cors-origin", name=names.parameter("cors-origin"), type="String",
             value=",".join(s.cors_origins) or "none", opts=child)

@@ -104,9 +104,13 @@ CORE_TABLES: tuple[TableSpec, ...] = (
     # A user by id; login finds a user by e-mail.
     TableSpec("users", "userId", attributes={"userId": S, "email": S},
               indexes=(Index("email-index", "email"),)),
-    # An account by id; the hierarchy lists an account's children.
-    TableSpec("accounts", "accountId", attributes={"accountId": S, "parentAccountId": S},
-              indexes=(Index("parent-index", "parentAccountId", "accountId"),)),
+    # An account by id; an account's children; the whole tree below an account in one
+    # Query: every account stores its root and its path, so a prefix of the path is a
+    # begins_with on this index's range key.
+    TableSpec("accounts", "accountId",
+              attributes={"accountId": S, "parentAccountId": S, "rootAccountId": S, "path": S},
+              indexes=(Index("parent-index", "parentAccountId", "accountId"),
+                       Index("root-path-index", "rootAccountId", "path"))),
     # Memberships: a user's accounts (table key) and an account's members (index).
     TableSpec("users-accounts", "userId", "accountId",
               attributes={"userId": S, "accountId": S},
@@ -139,6 +143,10 @@ CORE_TABLES: tuple[TableSpec, ...] = (
     # after 90 days through TTL on expiresAt (epoch seconds).
     TableSpec("activity", "accountId", "eventId", attributes={"accountId": S, "eventId": S},
               ttl_attribute="expiresAt"),
+    # Events per account, day and type ("2026-11-26#auth.login"), kept by the activity
+    # writer, so stats read at most a month of counters instead of the events.
+    TableSpec("activity-counters", "accountId", "dayType",
+              attributes={"accountId": S, "dayType": S}, ttl_attribute="expiresAt"),
 )
 
 ACTIVITY_RETENTION_DAYS = 90
@@ -151,4 +159,21 @@ API_TABLES: tuple[TableSpec, ...] = (
     # authorizer finds a key with one GetItem; an account lists its keys by index.
     TableSpec("api-keys", "keyHash", attributes={"keyHash": S, "accountId": S, "keyId": S},
               indexes=(Index("account-index", "accountId", "keyId"),)),
+)
+
+# Owned by the auth service.
+AUTH_TABLES: tuple[TableSpec, ...] = (
+    # Single-use tokens by the sha256 of their value ("verify#...", "reset#...") and
+    # refresh-token ids ("refresh#<jti>", rotated once; a replay revokes the user's tokens).
+    TableSpec("auth-tokens", "tokenId", attributes={"tokenId": S}, ttl_attribute="expiresAt"),
+    # Failed logins per e-mail in the current 15-minute window.
+    TableSpec("login-attempts", "email", attributes={"email": S}, ttl_attribute="expiresAt"),
+)
+
+# Owned by the account service.
+ACCOUNT_TABLES: tuple[TableSpec, ...] = (
+    # Invitations of an account; accepting finds one by the sha256 of its code.
+    TableSpec("invitations", "accountId", "inviteId",
+              attributes={"accountId": S, "inviteId": S, "codeHash": S},
+              indexes=(Index("code-index", "codeHash"),), ttl_attribute="expiresAt"),
 )

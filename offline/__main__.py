@@ -189,16 +189,28 @@ class Offline:
 
 
 def sent_emails() -> list[dict[str, Any]]:
-    """E-mails the functions sent through SES, newest last."""
+    """E-mails the functions sent through SES, oldest first: sender, recipients, subject and
+    the plain-text part (what a user would read)."""
+    from email import message_from_string
+    from email.policy import default
+
     from moto.ses.models import ses_backends
 
     out = []
     for message in ses_backends[ACCOUNT]["us-east-1"].sent_messages:
+        raw = getattr(message, "raw_data", None)
+        if raw is not None:
+            parsed = message_from_string(raw, policy=default)
+            text = parsed.get_body(preferencelist=("plain",))
+            out.append({"id": message.id, "from": str(parsed["From"] or ""),
+                        "to": [a.strip() for a in str(parsed["To"] or "").split(",") if a.strip()],
+                        "subject": str(parsed["Subject"] or ""),
+                        "text": text.get_content() if text is not None else ""})
+            continue
         destinations = getattr(message, "destinations", {}) or {}
-        recipients = destinations.get("ToAddresses", []) if isinstance(destinations, dict) else list(destinations)
-        out.append({"id": getattr(message, "id", None), "from": getattr(message, "source", None),
-                    "to": recipients, "subject": getattr(message, "subject", None),
-                    "text": getattr(message, "body", None) or getattr(message, "raw_data", None)})
+        out.append({"id": message.id, "from": getattr(message, "source", None),
+                    "to": destinations.get("ToAddresses", []) if isinstance(destinations, dict) else [],
+                    "subject": getattr(message, "subject", None), "text": getattr(message, "body", None)})
     return out
 
 

@@ -43,3 +43,22 @@ PLANS_BY_ID = {plan.plan_id: plan for plan in PLANS}
 
 def retention_days() -> list[int]:
     return sorted({plan.retention_days for plan in PLANS})
+
+
+LIMITED = ("sources", "jobs", "sub_accounts")
+
+
+def limit_of(plan: Plan, kind: str) -> int | None:
+    """The plan's limit for ``sources``, ``jobs``, ``sub_accounts`` or ``storage_bytes``."""
+    return getattr(plan, kind)
+
+
+def plan_view(plan: Plan) -> dict:
+    return {
+        "planId": plan.plan_id, "name": plan.name,
+        "monthlyPrice": plan.monthly_price_cents / 100, "currency": "usd",
+        "limits": {"sources": plan.sources, "jobs": plan.jobs,
+                   "storageBytes": plan.storage_bytes, "retentionDays": plan.retention_days,
+                   "subAccounts": plan.sub_accounts,
+                   "mostFrequentSchedule": plan.most_frequent_schedule},
+    }
