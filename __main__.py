@@ -6,8 +6,13 @@ dependency graph makes the order real.
 
 import pulumi
 
+from components.account import AccountService
+from components.activity import ActivityService
 from components.api import ApiArgs, ApiService
+from components.auth import AuthService
+from components.billing import BillingArgs, BillingService
 from components.core import CoreArgs, CoreService
+from components.identity import IdentityInputs
 from components.settings import Settings
 from components.system import SystemArgs, SystemService
 
@@ -20,12 +25,22 @@ api = ApiService("api", ApiArgs(
     memberships_table=core.tables["users-accounts"],
     jwt_secret_parameter=core.parameters["jwt-secret"],
 ))
-tables = {**core.tables, **api.tables}
+identity = IdentityInputs(platform=core.platform, api=api.attachment,
+                          tables={**core.tables, **api.tables}, parameters=core.parameters,
+                          sender=core.sender_identity)
+auth = AuthService("auth", identity)
+account = AccountService("account", IdentityInputs(
+    platform=core.platform, api=api.attachment,
+    tables={**core.tables, **api.tables, **auth.tables}, parameters=core.parameters,
+    sender=core.sender_identity))
+activity = ActivityService("activity", identity)
+tables = {**core.tables, **api.tables, **auth.tables, **account.tables}
 system = SystemService("system", SystemArgs(
     platform=core.platform, api=api.attachment,
     tables=list(tables.values()), bucket=core.bucket,
     queues=[q for queue in core.queues.values() for q in (queue.queue, queue.dead_letter)],
 ))
+billing = BillingService("billing", BillingArgs(platform=core.platform, api=api.attachment))
 
 pulumi.export("stage", settings.stage)
 # The base URL clients use: https://<domain>/v2, or the execute-api URL without a prefix.

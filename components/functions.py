@@ -232,3 +232,25 @@ def attach_routes(parent: pulumi.Resource, service: str, built: BuiltFunction,
 def _slug(route: Route) -> str:
     path = re.sub(r"[{}]", "", route.path).strip("/").replace("/", "-")
     return f"{route.method.lower()}-{path}"
+
+
+# ---------------------------------------------------------------- grants, by resource
+
+def table_statement(actions: Sequence[str], *tables: aws.dynamodb.Table,
+                    indexes: bool = False) -> Statement:
+    """``actions`` on ``tables`` (and their indexes, for Query on a GSI)."""
+    resources: list[pulumi.Input[str]] = [t.arn for t in tables]
+    if indexes:
+        resources += [t.arn.apply(lambda arn: f"{arn}/index/*") for t in tables]
+    return Statement(list(actions), resources)
+
+
+def parameter_statement(*parameters: aws.ssm.Parameter) -> Statement:
+    # SecureStrings use SSM's AWS-managed key, whose policy admits the account's principals
+    # through SSM: no kms statement needed.
+    return Statement(["ssm:GetParameter"], [p.arn for p in parameters])
+
+
+def parameter_environment(**parameters: aws.ssm.Parameter) -> dict[str, pulumi.Output[str]]:
+    """``JWT_SECRET_PARAM=jwt_secret_parameter``: environment holds names, never values."""
+    return {key: parameter.name for key, parameter in parameters.items()}

@@ -27,6 +27,7 @@ class Settings:
     domain: str
     certificate_arn: str
     cors_origins: tuple[str, ...]
+    app_url: str
     ses_from_email: str
     log_retention_days: int
     data_protection: bool
@@ -54,6 +55,8 @@ class Settings:
                "cannot be true while dataProtection is true")
         _check(bool(self.ses_from_email) and "@" in self.ses_from_email, "sesFromEmail",
                "must be an e-mail address")
+        _check(not self.app_url or self.app_url.startswith(("https://", "http://")), "appUrl",
+               "must be an http(s) URL")
         for origin in self.cors_origins:
             _check(origin.startswith(("https://", "http://")) and not origin.endswith("/"),
                    "corsOrigins", f"{origin!r} must be a scheme://host[:port] origin")
@@ -74,6 +77,7 @@ class Settings:
             domain=cfg.get("domain") or "",
             certificate_arn=cfg.get("certificateArn") or "",
             cors_origins=tuple(cfg.get_object("corsOrigins") or ()),
+            app_url=(cfg.get("appUrl") or "").rstrip("/"),
             ses_from_email=cfg.get("sesFromEmail") or "",
             log_retention_days=cfg.get_int("logRetentionDays") or 14,
             data_protection=bool(cfg.get_bool("dataProtection")),

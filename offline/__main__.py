@@ -163,10 +163,15 @@ class Offline:
 
         from offline.gateway import Gateway
 
+        documents = {}
+        if program == ROOT:   # the product's route table describes the product's program
+            from handlers.openapi import document
+
+            documents["/openapi.json"] = document
         self.gateway = Gateway(self.deployment.api, self.pool.invoke, base_path="/v2",
                                helpers={"emails": sent_emails,
                                         "resources": self.deployment.summary},
-                               log=_log)
+                               documents=documents, log=_log)
         try:
             self.gateway.start("127.0.0.1", self.args.port)
         except OSError as exc:

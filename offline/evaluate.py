@@ -158,6 +158,9 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any], region: str) -> tup
             "resourceRecordName": f"_{rid[:8]}.{inputs.get('domainName')}.",
             "resourceRecordType": "CNAME",
             "resourceRecordValue": f"_{rid[8:16]}.acm-validations.aws."}]
+    elif typ == "aws:sesv2/emailIdentity:EmailIdentity":
+        rid = inputs.get("emailIdentity", name)
+        arn = f"arn:aws:ses:{region}:{ACCOUNT}:identity/{rid}"
     elif typ == "aws:lambda/layerVersion:LayerVersion":
         arn = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{physical}:1"
     elif typ == "aws:apigatewayv2/api:Api":

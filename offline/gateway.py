@@ -203,8 +203,11 @@ class Gateway:
 
     def __init__(self, api: "Api | None", invoke: Invoke, *, base_path: str = "/v2",
                  helpers: Mapping[str, Callable[[], Any]] | None = None,
+                 documents: Mapping[str, Callable[[], Any]] | None = None,
                  log: Callable[[str], None] = _stderr) -> None:
         self.api = api
+        # GET documents under the base path that are not routes (``/openapi.json``)
+        self.documents = dict(documents or {})
         self._invoke = invoke
         base_path = "/" + base_path.strip("/") if base_path.strip("/") else ""
         self.base_path = base_path
@@ -325,6 +328,9 @@ class Gateway:
             raw_path = raw_path[len(self.base_path):] or "/"
         if not raw_path.startswith("/"):
             return _message(404, "Not Found")
+
+        if request.method == "GET" and raw_path in self.documents:
+            return self._document(request, raw_path, request_id)
 
         cors = self.api.cors if self.api else None
         if (cors is not None and request.method == "OPTIONS" and request.header("origin")
@@ -562,6 +568,15 @@ class Gateway:
             self._log(f"gateway: {request_id} helper {name!r} failed: {type(exc).__name__}: "
                       f"{str(exc)[:200]}")
             return _message(500, "Internal Server Error")
+
+    def _document(self, request: _Request, path: str, request_id: str) -> _Response:
+        try:
+            response = _json(200, self.documents[path]())
+        except Exception as exc:
+            self._log(f"gateway: {request_id} document {path!r} failed: {type(exc).__name__}")
+            return _message(500, "Internal Server Error")
+        response.cors = True
+        return response
 
     def _allowed_origin(self, origin: str | None) -> str | None:
         cors = self.api.cors if self.api else None

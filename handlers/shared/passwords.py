@@ -37,7 +37,12 @@ def verify_password(password: str, stored: str | None) -> bool:
         if scheme != "scrypt":
             raise ValueError
         n, r, p = int(n), int(r), int(p)
-        salt_bytes, expected = base64.b64decode(salt), base64.b64decode(digest)
+        salt_bytes = base64.b64decode(salt, validate=True)
+        expected = base64.b64decode(digest, validate=True)
+        # Parameters scrypt accepts within maxmem; anything else is malformed, not a fault.
+        if not (1 < n <= 2 ** 20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16
+                and 128 * r * n <= 64 * 1024 * 1024 and salt_bytes and 16 <= len(expected) <= 64):
+            raise ValueError
     except (ValueError, TypeError):
         n, r, p, salt_bytes, expected = N, R, P, b"\0" * 16, b"\1" * KEY_BYTES
         stored = None

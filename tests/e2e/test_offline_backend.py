@@ -70,3 +70,13 @@ def test_offline_helpers_list_resources_and_emails(offline):
     assert "listbackup-dev-files" in resources["tables"]
     assert "GET /system/status" in resources["routes"]
     assert isinstance(offline.get("", base="/_offline/emails").json, list)
+
+
+def test_the_openapi_document_describes_every_route(offline):
+    from handlers.routes import all_routes
+
+    doc = offline.get("/openapi.json").json
+    assert doc["openapi"] == "3.0.3"
+    declared = {f"{m.upper()} {p}" for p, ops in doc["paths"].items() for m in ops}
+    assert declared == {r.route_key for routes in all_routes().values() for r in routes}
+    assert doc["paths"]["/system/health"]["get"]["security"] == []

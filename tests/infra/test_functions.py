@@ -17,7 +17,9 @@ from tests.infra.test_project_config import stack_config
 
 FUNCTION = "aws:lambda/function:Function"
 COMPONENT_TYPES = ("listbackup:core:CoreService", "listbackup:api:ApiService",
-                   "listbackup:system:SystemService")
+                   "listbackup:auth:AuthService", "listbackup:account:AccountService",
+                   "listbackup:activity:ActivityService", "listbackup:system:SystemService",
+                   "listbackup:billing:BillingService")
 
 
 def role_policy_of(program, function) -> dict:

@@ -84,15 +84,29 @@ def _changed(before: dict, after: dict) -> set[str]:
     return {k for k in before if before[k] != after.get(k)}
 
 
-@pytest.mark.parametrize("edited, expected", [
-    ("handlers/system/api.py", {"system/api"}),
-    ("handlers/system/routes.py", {"system/api"}),
-    ("handlers/core/file_indexer.py", {"core/fileIndexer"}),
-    ("handlers/shared/files.py", {"core/fileIndexer"}),          # only the indexer imports it
-    ("handlers/shared/log.py", {"core/fileIndexer", "system/api", "api/authorizer"}),
+def bundles_containing(program, path: str) -> set[str]:
+    found = set()
+    for function in program.of_type("aws:lambda/function:Function"):
+        service, _, fn = function.name.partition("-")
+        if path in zip_names(Path(function.inputs["code"].path)):
+            found.add(f"{service}/{fn}")
+    return found
+
+
+@pytest.mark.parametrize("edited, must_include, must_exclude", [
+    ("handlers/system/api.py", {"system/api"}, {"core/fileIndexer", "auth/api"}),
+    ("handlers/system/routes.py", {"system/api"}, {"auth/api", "account/api"}),
+    ("handlers/auth/routes.py", {"auth/api"}, {"system/api", "account/api"}),
+    ("handlers/core/file_indexer.py", {"core/fileIndexer"}, {"system/api"}),
+    ("handlers/shared/files.py", {"core/fileIndexer"}, {"system/api", "auth/api"}),
+    ("handlers/shared/log.py", {"core/fileIndexer", "system/api", "api/authorizer"}, set()),
 ])
-def test_editing_a_module_changes_only_the_bundles_that_import_it(tmp_path, edited, expected):
-    base = evaluated("dev").outputs["artifacts"]
+def test_editing_a_module_changes_exactly_the_bundles_that_carry_it(tmp_path, edited, must_include,
+                                                                     must_exclude):
+    program = evaluated("dev")
+    base = program.outputs["artifacts"]
+    expected = bundles_containing(program, edited)
+    assert must_include <= expected and not (must_exclude & expected)
     copy = _copy_program(tmp_path)
     with open(copy / edited, "a") as fh:
         fh.write("\n# an edit\n")

@@ -1,0 +1,124 @@
+"""DynamoDB helpers the account service shares: pages, batch reads, transactions, and
+account views whose effective plans are resolved from rows already read."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Mapping
+
+from botocore.exceptions import ClientError
+
+from handlers.shared import cursors
+from handlers.shared.accounts import MAX_DEPTH, account_view, get_account, scoped_account
+from handlers.shared.clients import resource, table
+from handlers.shared.http import ApiError
+from handlers.shared.plans import PLANS_BY_ID, Plan
+
+_BATCH = 100          # BatchGetItem's limit per call
+_BATCH_TRIES = 5
+
+
+def path_account(request) -> dict:
+    """The account the path's ``{accountId}`` names, within the caller's scope (404 if not)."""
+    account_id = request.path.get("accountId")
+    if not account_id:
+        raise ApiError("not_found", "No such account")
+    return scoped_account(request, account_id)
+
+
+def query_page(table_name: str, request, scope: str, **kwargs: Any) -> tuple[list[dict], dict | None]:
+    """One page of a Query, honouring the request's ``limit`` and signed ``cursor``."""
+    limit = cursors.limit_of(request.query)
+    start = cursors.decode(request.query.get("cursor"), scope)
+    kwargs["Limit"] = limit
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    reply = table(table_name).query(**kwargs)
+    return reply.get("Items", []), reply.get("LastEvaluatedKey")
+
+
+def batch_get(table_name: str, keys: Iterable[Mapping[str, Any]], key_name: str, *,
+              projection: str | None = None, names: Mapping[str, str] | None = None) -> dict[str, dict]:
+    """Rows by key (one attribute), as ``{key value: row}``; missing rows are absent."""
+    wanted = list(dict.fromkeys(k[key_name] for k in keys))
+    physical = table(table_name).name
+    found: dict[str, dict] = {}
+    for start in range(0, len(wanted), _BATCH):
+        request: dict[str, Any] = {"Keys": [{key_name: v} for v in wanted[start:start + _BATCH]]}
+        if projection:
+            request["ProjectionExpression"] = projection
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        pending = {physical: request}
+        for attempt in range(_BATCH_TRIES):
+            reply = resource("dynamodb").batch_get_item(RequestItems=pending)
+            for row in reply.get("Responses", {}).get(physical, []):
+                found[row[key_name]] = row
+            pending = reply.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(0.05 * 2 ** attempt)
+        else:
+            raise ApiError("unavailable", "The database is busy; try again")
+    return found
+
+
+def transact(items: list[dict]) -> list[str] | None:
+    """Run a write transaction (items in the resource layer's Python types). None when it
+    committed; otherwise the cancellation reason code of each item, in order
+    (``ConditionalCheckFailed``, ``TransactionConflict``, ``None``...)."""
+    try:
+        resource("dynamodb").meta.client.transact_write_items(TransactItems=items)
+        return None
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            raise
+        reasons = [r.get("Code") or "None" for r in error.response.get("CancellationReasons") or []]
+        return reasons or ["Unknown"] * len(items)
+
+
+def table_name(short_name: str) -> str:
+    return table(short_name).name
+
+
+def as_int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+class AccountCache:
+    """Account rows read at most once per request, so the effective plans of many
+    accounts (a hierarchy, the caller's accounts) cost one GetItem per distinct ancestor
+    instead of a walk per account."""
+
+    def __init__(self, rows: Iterable[dict] = ()) -> None:
+        self._rows: dict[str, dict | None] = {r["accountId"]: r for r in rows}
+
+    def add(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            self._rows[row["accountId"]] = row
+
+    def get(self, account_id: str) -> dict | None:
+        if account_id not in self._rows:
+            self._rows[account_id] = get_account(account_id)
+        return self._rows[account_id]
+
+    def plan(self, account: dict) -> Plan:
+        """As ``accounts.effective_plan``: a sub-account uses its parent's plan unless it
+        has its own subscription."""
+        seen = 0
+        while account and not account.get("ownSubscription") and account.get("parentAccountId") \
+                and seen < MAX_DEPTH + 1:
+            parent = self.get(account["parentAccountId"])
+            if parent is None:
+                break
+            account, seen = parent, seen + 1
+        return PLANS_BY_ID.get(str(account.get("plan", "free")), PLANS_BY_ID["free"])
+
+    def view(self, account: dict, role: str | None = None) -> dict:
+        # account_view resolves the plan itself; handing it the resolved plan as the row's
+        # own subscription makes that resolution free (the view does not show either field).
+        resolved = {**account, "plan": self.plan(account).plan_id, "ownSubscription": True}
+        return account_view(resolved, role)

@@ -1,0 +1,83 @@
+"""DynamoDB helpers of the auth service: multi-table transactions, conditional-write
+failures, and the conversion between JSON values and DynamoDB's (Decimal) numbers."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Mapping
+
+from botocore.exceptions import ClientError
+
+from handlers.shared.clients import resource, table
+
+
+class Cancelled(Exception):
+    """A transaction or conditional write whose condition did not hold."""
+
+
+def conditional_failure(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code")
+    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
+
+
+def put(table_name: str, item: Mapping[str, Any], condition: str | None = None) -> dict:
+    op: dict = {"TableName": table(table_name).name, "Item": dict(item)}
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Put": op}
+
+
+def update(table_name: str, key: Mapping[str, Any], expression: str, *,
+           values: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None,
+           condition: str | None = None) -> dict:
+    op: dict = {"TableName": table(table_name).name, "Key": dict(key),
+                "UpdateExpression": expression}
+    if values:
+        op["ExpressionAttributeValues"] = dict(values)
+    if names:
+        op["ExpressionAttributeNames"] = dict(names)
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Update": op}
+
+
+def transact(*operations: dict) -> None:
+    """All the writes or none; ``Cancelled`` when a condition failed. Items and values are
+    plain Python: the resource's client converts them to DynamoDB's format itself."""
+    try:
+        resource("dynamodb").meta.client.transact_write_items(TransactItems=list(operations))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+            reasons = error.response.get("CancellationReasons") or []
+            # A condition that did not hold is the caller's business; anything else
+            # (throttling, a conflicting transaction) is a fault that surfaces as one.
+            if not reasons or any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                raise Cancelled() from None
+        raise
+
+
+def to_dynamo(value: Any) -> Any:
+    """A JSON value as DynamoDB stores it (floats become Decimals)."""
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def plain(value: Any) -> Any:
+    """A DynamoDB value as JSON shows it (Decimals become ints or floats)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, set):
+        return sorted(plain(v) for v in value)
+    return value
+
+
+def depth_of(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((depth_of(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth_of(v) for v in value), default=0)
+    return 0
