@@ -13,6 +13,8 @@ from components.auth import AuthService
 from components.billing import BillingArgs, BillingService
 from components.core import CoreArgs, CoreService
 from components.identity import IdentityInputs
+from components.integrations import IntegrationsService
+from components.sources import ConnectorInputs, SourcesService
 from components.settings import Settings
 from components.system import SystemArgs, SystemService
 
@@ -29,6 +31,11 @@ identity = IdentityInputs(platform=core.platform, api=api.attachment,
                           tables={**core.tables, **api.tables}, parameters=core.parameters,
                           sender=core.sender_identity)
 auth = AuthService("auth", identity)
+connectors = ConnectorInputs(
+    platform=core.platform, api=api.attachment, api_url=api.url,
+    tables={**core.tables, **api.tables}, cursor_secret=core.parameters["cursor-secret"],
+    credentials_key=core.credentials_key, oauth_parameters=core.oauth_parameters)
+sources = SourcesService("sources", connectors)
 account = AccountService("account", IdentityInputs(
     platform=core.platform, api=api.attachment,
     tables={**core.tables, **api.tables, **auth.tables}, parameters=core.parameters,
@@ -41,6 +48,7 @@ system = SystemService("system", SystemArgs(
     queues=[q for queue in core.queues.values() for q in (queue.queue, queue.dead_letter)],
 ))
 billing = BillingService("billing", BillingArgs(platform=core.platform, api=api.attachment))
+integrations = IntegrationsService("integrations", connectors)
 
 pulumi.export("stage", settings.stage)
 # The base URL clients use: https://<domain>/v2, or the execute-api URL without a prefix.

@@ -26,6 +26,7 @@ MAX_RECEIVES = 5                        # deliveries before a message is dead-le
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: time to look and redrive
 EXPORT_EXPIRY_DAYS = 7
 STALE_UPLOAD_DAYS = 7
+UNCONFIGURED = "unconfigured"
 INDEX_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"]
 
 
@@ -81,6 +82,7 @@ class CoreService(pulumi.ComponentResource):
             target_key_id=self.credentials_key.key_id, opts=child)
 
         self.parameters = self._parameters()
+        self.oauth_parameters = self._oauth_parameters()
         # The stage's sender address; SES mails it a verification link on creation.
         self.sender_identity = aws.sesv2.EmailIdentity(
             "ses-sender", email_identity=settings.ses_from_email, opts=child)
@@ -230,6 +232,38 @@ class CoreService(pulumi.ComponentResource):
             "param-ses-from-email", name=names.parameter("ses-from-email"), type="String",
             value=s.ses_from_email, opts=child)
         return params
+
+    def _oauth_parameters(self) -> dict[str, tuple[aws.ssm.Parameter, aws.ssm.Parameter]]:
+        """Each OAuth platform's app credentials, under the stage's prefix. A platform the
+        stack does not configure holds "unconfigured", which the handlers refuse with 503."""
+        from handlers.shared.connectors.platforms import CATALOG
+
+        s, names = self._settings, self.names
+        child = pulumi.ResourceOptions(parent=self)
+
+        def pick(platform_id: str, key: str):
+            def value(raw: str) -> str:
+                try:
+                    configured = json.loads(raw) if raw else {}
+                except ValueError:
+                    raise ValueError("config listbackup:oauthClients must be JSON") from None
+                return str((configured.get(platform_id) or {}).get(key) or UNCONFIGURED)
+            return s.oauth_clients.apply(value)
+
+        out = {}
+        for platform_id, platform in sorted(CATALOG.items()):
+            if platform.oauth is None:
+                continue
+            client_id = aws.ssm.Parameter(
+                f"param-oauth-{platform_id}-client-id", type="String",
+                name=names.parameter(f"oauth/{platform_id}/client-id"),
+                value=pick(platform_id, "clientId"), opts=child)
+            client_secret = aws.ssm.Parameter(
+                f"param-oauth-{platform_id}-client-secret", type="SecureString",
+                name=names.parameter(f"oauth/{platform_id}/client-secret"),
+                value=pulumi.Output.secret(pick(platform_id, "clientSecret")), opts=child)
+            out[platform_id] = (client_id, client_secret)
+        return out
 
     # ------------------------------------------------------------ file indexer
 

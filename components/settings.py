@@ -41,6 +41,7 @@ class Settings:
     # Secrets stay secret Outputs; "" means the stack lets the program generate one.
     jwt_secret: pulumi.Output[str]
     jwt_refresh_secret: pulumi.Output[str]
+    oauth_clients: pulumi.Output[str]     # JSON; "" when no platform is configured
 
     def __post_init__(self) -> None:
         _check(self.log_retention_days in LOG_RETENTION_DAYS, "logRetentionDays",
@@ -90,6 +91,7 @@ class Settings:
             noncurrent_version_days=cfg.get_int("noncurrentVersionDays") or 30,
             jwt_secret=optional_secret("jwtSecret"),
             jwt_refresh_secret=optional_secret("jwtRefreshSecret"),
+            oauth_clients=optional_secret("oauthClients"),
         )
 
 

@@ -126,9 +126,11 @@ CORE_TABLES: tuple[TableSpec, ...] = (
               indexes=(Index("source-index", "sourceId", "jobId"),
                        Index("schedule-index", "scheduleState", "nextRunAt"))),
     # Runs of a job newest first; an account's runs over time (analytics).
+    # A source's runs (is one active? deleting a source refuses while one is).
     TableSpec("runs", "accountId", "runId",
-              attributes={"accountId": S, "runId": S, "jobId": S, "createdAt": S},
+              attributes={"accountId": S, "runId": S, "jobId": S, "sourceId": S, "createdAt": S},
               indexes=(Index("job-index", "jobId", "createdAt"),
+                       Index("source-index", "sourceId", "createdAt"),
                        Index("account-created-index", "accountId", "createdAt"))),
     # Files: newest first per account, per source and per run; by path for tree and prefix
     # browsing and search.

@@ -46,6 +46,19 @@ def _platform_url(text: str) -> tuple[str, str]:
     return platform, url.rstrip("/")
 
 
+def _config_pair(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+        if isinstance(value, dict):     # a JSON object stays a string setting
+            value = raw
+    except ValueError:
+        value = raw
+    return (key if ":" in key else f"listbackup:{key}"), value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", choices=("serve", "preview"), default="serve")
@@ -56,6 +69,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         metavar="ID=URL", help="send a platform's API, OAuth and file hosts here")
     parser.add_argument("--stripe-api-base", default=None, metavar="URL",
                         help="billing's Stripe API (e.g. a localstripe server)")
+    parser.add_argument("--config", type=_config_pair, action="append", default=[],
+                        metavar="KEY=VALUE", help="override one of the stack's settings, as "
+                        "`pulumi config set` would (e.g. oauthClients='{...}')")
     parser.add_argument("--schedule-speed", type=float, default=1.0, metavar="N",
                         help="run schedules N times faster (60: rate(1 minute) fires every second)")
     args = parser.parse_args(argv)
@@ -110,7 +126,8 @@ class Offline:
         if not (program / f"Pulumi.{self.args.stack}.yaml").is_file():
             raise StartError(f"no stack {self.args.stack!r}: {program}/Pulumi.{self.args.stack}.yaml is missing")
         try:
-            self.deployment = from_evaluation(evaluate(self.args.stack, program))
+            self.deployment = from_evaluation(evaluate(self.args.stack, program,
+                                                       overrides=dict(self.args.config)))
         except Exception as exc:
             raise StartError(f"the program failed to evaluate: {type(exc).__name__}: {exc}") from exc
 
@@ -134,6 +151,13 @@ class Offline:
         provisioned = provision(self.deployment, session)
 
         from offline.runtime import FunctionPool
+
+        # The API's public URL, wherever the program put it, is this gateway here.
+        gateway_url = f"http://127.0.0.1:{self.args.port}/v2"
+        for public in (self.deployment.outputs.get("apiUrl"),
+                       self.deployment.api.endpoint if self.deployment.api else None):
+            if isinstance(public, str) and public:
+                provisioned.substitutions[public] = gateway_url
 
         base_env = {**fake, "AWS_ENDPOINT_URL": endpoint}
         # Offline-only redirections: set here and nowhere else, so the public API can

@@ -83,6 +83,7 @@ def load_config(stack: str, root: Path = ROOT, overrides: dict[str, Any] | None 
             config[full] = _as_config_string(decl["default"])
         if isinstance(decl, dict) and decl.get("secret"):
             secret_keys.append(full)
+    declared_secret = set(secret_keys)
     stack_file = root / f"Pulumi.{stack}.yaml"
     values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
     for key, value in {**values, **(overrides or {})}.items():
@@ -91,7 +92,7 @@ def load_config(stack: str, root: Path = ROOT, overrides: dict[str, Any] | None 
             value = "test-" + hashlib.sha256(full.encode()).hexdigest()[:24]
             secret_keys.append(full)
         config[full] = _as_config_string(value)
-    return config, sorted(set(secret_keys))
+    return config, sorted(set(secret_keys) | declared_secret)
 
 
 def _as_config_string(value: Any) -> str:

@@ -86,6 +86,7 @@ class Api:
     name: str
     routes: list[Route]
     cors: Cors | None
+    endpoint: str = ""               # the execute-api URL the mocks gave it
 
 
 @dataclass
@@ -272,7 +273,8 @@ def from_evaluation(evaluation: Evaluation) -> Deployment:
             expose_headers=[h.lower() for h in cors_in.get("exposeHeaders") or []],
             max_age=cors_in.get("maxAge"), allow_credentials=bool(cors_in.get("allowCredentials")),
         ) if cors_in else None
-        api = Api(id=api_res.id, name=inputs(api_res).get("name", api_res.name), routes=routes, cors=cors)
+        api = Api(id=api_res.id, name=inputs(api_res).get("name", api_res.name), routes=routes,
+                  cors=cors, endpoint=api_res.state.get("apiEndpoint", ""))
 
     tables = []
     for r in of("aws:dynamodb/table:Table"):

@@ -156,7 +156,8 @@ class FunctionPool:
         }
 
     def _substitute(self, value: str) -> str:
-        for mock, real in self.substitutions.items():
+        # longest first, so a URL is replaced before any shorter value inside it
+        for mock, real in sorted(self.substitutions.items(), key=lambda kv: -len(kv[0])):
             value = value.replace(mock, real)
         return value
 

@@ -27,7 +27,8 @@ from handlers.shared.routing import ROLES
 logger = get_logger("auth")
 
 MAX_EMAIL_CHARS = 254
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+# No whitespace, no control characters (the address goes into a mail header).
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s.\x00-\x1f\x7f]+(\.[^@\s.\x00-\x1f\x7f]+)+")
 MAX_PREFERENCES_BYTES = 4096
 MAX_PREFERENCES_DEPTH = 8
 MAX_MEMBERSHIP_PAGES = 10
@@ -435,6 +436,10 @@ def update_profile(request: Request) -> dict:
             raise ApiError("validation_failed",
                            f"Invalid preferences: at most {MAX_PREFERENCES_BYTES} bytes of JSON, "
                            f"nested at most {MAX_PREFERENCES_DEPTH} deep", fields=["preferences"])
+        if not store.storable(preferences):
+            raise ApiError("validation_failed",
+                           "Invalid preferences: keys must not be empty and numbers must be "
+                           "finite, with at most 38 significant digits", fields=["preferences"])
         sets["preferences"] = store.to_dynamo(preferences)
     sets["updatedAt"] = clock.iso()
     expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)

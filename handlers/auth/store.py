@@ -3,10 +3,13 @@ failures, and the conversion between JSON values and DynamoDB's (Decimal) number
 
 from __future__ import annotations
 
+import decimal
 import json
+import math
 from decimal import Decimal
 from typing import Any, Mapping
 
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError
 
 from handlers.shared.clients import resource, table
@@ -60,6 +63,27 @@ def transact(*operations: dict) -> None:
 def to_dynamo(value: Any) -> Any:
     """A JSON value as DynamoDB stores it (floats become Decimals)."""
     return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def storable(value: Any) -> bool:
+    """Whether DynamoDB can hold the JSON value ``value``: map keys not empty, numbers
+    finite and within its number type (38 significant digits, exponent -130..125).
+    Anything else fails the write, or (an empty key, in some stores) the reads after it."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k != "" and storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable(v) for v in value)
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        try:
+            DYNAMODB_CONTEXT.create_decimal(json.dumps(value))
+        except (decimal.DecimalException, ValueError):
+            return False
+        return True
+    return False
 
 
 def plain(value: Any) -> Any:

@@ -76,6 +76,15 @@ def failure(error: ApiError) -> dict:
     return response(error.status, payload, error.headers)
 
 
+class RawResponse(dict):
+    """An operation's answer that is not the JSON envelope (a redirect): passed through."""
+
+
+def redirect(location: str, status: int = 302) -> RawResponse:
+    return RawResponse(statusCode=status, headers={"location": location, "cache-control": "no-store"},
+                       body="")
+
+
 Operation = Callable[[Request], Any]
 
 
@@ -99,6 +108,9 @@ def api_handler(routes: Iterable[Route], operations: Mapping[str, Operation], lo
                 raise ApiError("forbidden", "Your role does not allow this")
             request = _request(route, event, request_id)
             data = operations[route.operation](request)
+            if isinstance(data, RawResponse):
+                logger.info("request handled", extra={"status": data.get("statusCode")})
+                return dict(data)
             logger.info("request handled", extra={"status": route.status})
             return success(data, route.status)
         except ApiError as error:
@@ -153,11 +165,25 @@ def _body(route: Route, event: Mapping[str, Any]) -> Any:
     if size > MAX_BODY_BYTES:
         raise ApiError("payload_too_large", f"The body is over {MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw)
+        # NaN and Infinity are not JSON, though Python's parser accepts them.
+        body = json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
+        raise ApiError("invalid_request", "The body is not valid JSON") from None
+    try:
+        # A "\ud800" escape decodes to a lone surrogate, which is not text: it cannot be
+        # encoded, hashed or stored, so whatever touched it would fail with a 500.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError("invalid_request", "The body holds text that is not valid Unicode "
+                                          "(an unpaired surrogate escape)") from None
+    except RecursionError:
         raise ApiError("invalid_request", "The body is not valid JSON") from None
     if route.body is not None:
         from handlers.shared.schema import validate  # only routes with a body pay for it
 
         validate(route, body)
     return body
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")

@@ -19,7 +19,8 @@ FUNCTION = "aws:lambda/function:Function"
 COMPONENT_TYPES = ("listbackup:core:CoreService", "listbackup:api:ApiService",
                    "listbackup:auth:AuthService", "listbackup:account:AccountService",
                    "listbackup:activity:ActivityService", "listbackup:system:SystemService",
-                   "listbackup:billing:BillingService")
+                   "listbackup:billing:BillingService", "listbackup:sources:SourcesService",
+                   "listbackup:integrations:IntegrationsService")
 
 
 def role_policy_of(program, function) -> dict:

@@ -1,0 +1,1 @@
+"""The integrations service: the platform catalog, and OAuth initiate and callback."""

@@ -1,0 +1,49 @@
+"""The sources service's part of the route table (DESIGN.md section 4).
+
+``POST /sources/{sourceId}/sync`` belongs to the jobs issue, which adds it here.
+"""
+
+from handlers.shared.routing import Route
+
+# at least one visible character; no control characters
+_NAME = {"type": "string", "minLength": 1, "maxLength": 100,
+         "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"}
+_TYPE = {"type": "string", "minLength": 1, "maxLength": 64}
+# Field names and values are checked against the platform's catalog entry by the service
+# (unknown fields, required ones, patterns); the schema bounds their size.
+_VALUES = {"type": "object", "maxProperties": 20,
+           "additionalProperties": {"type": "string", "maxLength": 2048}}
+# On update a credential may be null (or "") to remove an optional one.
+_UPDATE_VALUES = {"type": "object", "maxProperties": 20,
+                  "additionalProperties": {"type": "string", "maxLength": 2048, "nullable": True}}
+
+ROUTES = (
+    Route("GET", "/sources", "list_sources", "viewer",
+          summary="The account's sources (credentials redacted: {field: \"set\"}); paginated"),
+    Route("POST", "/sources", "create_source", "manager",
+          summary="Connect an API-key platform: credentials are checked against the "
+                  "platform's fields and stored encrypted; within the plan's source limit "
+                  "(402 plan_limit). OAuth platforms connect through "
+                  "POST /integrations/{type}/oauth/initiate",
+          body={"type": "object", "additionalProperties": False,
+                "required": ["name", "type", "credentials"],
+                "properties": {"name": _NAME, "type": _TYPE, "settings": _VALUES,
+                               "credentials": _VALUES}},
+          status=201),
+    Route("GET", "/sources/{sourceId}", "get_source", "viewer",
+          summary="One source with its settings, which credential fields are set, the last "
+                  "connection test and the last run"),
+    Route("PUT", "/sources/{sourceId}", "update_source", "manager",
+          summary="Rename, change settings, replace credentials (given fields replace stored "
+                  "ones; null removes an optional one), or pause/resume (status active|paused)",
+          body={"type": "object", "additionalProperties": False, "minProperties": 1,
+                "properties": {"name": _NAME, "settings": _VALUES,
+                               "credentials": _UPDATE_VALUES,
+                               "status": {"type": "string", "enum": ["active", "paused"]}}}),
+    Route("DELETE", "/sources/{sourceId}", "delete_source", "manager",
+          summary="Remove a source and its stored credentials (409 conflict while one of its "
+                  "runs is pending or running)"),
+    Route("POST", "/sources/{sourceId}/test", "test_source", "manager",
+          summary="Call the platform's cheapest endpoint with the stored credentials and "
+                  "record the outcome (lastTest); rejected credentials mark the source error"),
+)
