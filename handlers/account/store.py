@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable, Mapping
 
-from botocore.exceptions import ClientError
 
 from handlers.shared import cursors
 from handlers.shared.accounts import MAX_DEPTH, account_view, get_account, scoped_account
+from handlers.shared.dynamo import transact  # noqa: F401  (re-exported)
 from handlers.shared.clients import resource, table
 from handlers.shared.http import ApiError
 from handlers.shared.plans import PLANS_BY_ID, Plan
@@ -61,20 +61,6 @@ def batch_get(table_name: str, keys: Iterable[Mapping[str, Any]], key_name: str,
         else:
             raise ApiError("unavailable", "The database is busy; try again")
     return found
-
-
-def transact(items: list[dict]) -> list[str] | None:
-    """Run a write transaction (items in the resource layer's Python types). None when it
-    committed; otherwise the cancellation reason code of each item, in order
-    (``ConditionalCheckFailed``, ``TransactionConflict``, ``None``...)."""
-    try:
-        resource("dynamodb").meta.client.transact_write_items(TransactItems=items)
-        return None
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-            raise
-        reasons = [r.get("Code") or "None" for r in error.response.get("CancellationReasons") or []]
-        return reasons or ["Unknown"] * len(items)
 
 
 def table_name(short_name: str) -> str:

@@ -25,7 +25,8 @@ from botocore.exceptions import ClientError
 from handlers.shared import clock
 from handlers.shared import credentials as vault
 from handlers.shared.accounts import effective_plan, get_account
-from handlers.shared.clients import resource, table
+from handlers.shared.dynamo import transact
+from handlers.shared.clients import table
 from handlers.shared.http import ApiError
 from handlers.shared.ids import new_id
 from handlers.shared.plans import Plan, limit_of
@@ -172,7 +173,7 @@ def create_source(account_id: str, *, name: str, type: str, settings: Mapping[st
     if limit is not None:
         bump["ConditionExpression"] += " AND (attribute_not_exists(sourceCount) OR sourceCount < :limit)"
         bump["ExpressionAttributeValues"][":limit"] = limit
-    reasons = _transact([
+    reasons = transact([
         {"Update": bump},
         {"Put": {"TableName": table("sources").name, "Item": row,
                  "ConditionExpression": "attribute_not_exists(sourceId)"}},
@@ -251,7 +252,7 @@ def delete_source(account_id: str, source_id: str) -> bool:
             "UpdateExpression": "SET sourceCount = sourceCount - :one",
             "ConditionExpression": "sourceCount >= :one",
             "ExpressionAttributeValues": {":one": 1}}})
-    reasons = _transact(items)
+    reasons = transact(items)
     if reasons is None:
         return True
     if reasons[0] == "ConditionalCheckFailed":
@@ -307,17 +308,6 @@ def encrypt_credentials(account_id: str, source_id: str, values: Mapping[str, st
     except vault.CredentialsTooLarge:
         raise ApiError("validation_failed", "The credentials are too long to store",
                        fields=[f"credentials.{name}" for name in sorted(values)]) from None
-
-
-def _transact(items: list[dict]) -> list[str] | None:
-    try:
-        resource("dynamodb").meta.client.transact_write_items(TransactItems=items)
-        return None
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-            raise
-        reasons = [r.get("Code") or "None" for r in error.response.get("CancellationReasons") or []]
-        return reasons or ["Unknown"] * len(items)
 
 
 def _as_int(value: Any) -> int:
