@@ -14,6 +14,7 @@ from components.billing import BillingArgs, BillingService
 from components.core import CoreArgs, CoreService
 from components.identity import IdentityInputs
 from components.integrations import IntegrationsService
+from components.jobs import JobsArgs, JobsService
 from components.sources import ConnectorInputs, SourcesService
 from components.settings import Settings
 from components.system import SystemArgs, SystemService
@@ -34,8 +35,11 @@ auth = AuthService("auth", identity)
 connectors = ConnectorInputs(
     platform=core.platform, api=api.attachment, api_url=api.url,
     tables={**core.tables, **api.tables}, cursor_secret=core.parameters["cursor-secret"],
-    credentials_key=core.credentials_key, oauth_parameters=core.oauth_parameters)
+    credentials_key=core.credentials_key, oauth_parameters=core.oauth_parameters,
+    job_queue=core.queues["job"].queue)
 sources = SourcesService("sources", connectors)
+jobs = JobsService("jobs", JobsArgs(connectors=connectors, job_queue=core.queues["job"],
+                                    bucket=core.bucket, sender=core.sender_identity))
 account = AccountService("account", IdentityInputs(
     platform=core.platform, api=api.attachment,
     tables={**core.tables, **api.tables, **auth.tables}, parameters=core.parameters,

@@ -279,7 +279,9 @@ class CoreService(pulumi.ComponentResource):
                 # HEAD needs GetObject; ListBucket turns a missing key into 404, not 403.
                 Statement(["s3:GetObject"], [self.bucket.arn.apply(lambda a: f"{a}/data/*")]),
                 Statement(["s3:ListBucket"], [self.bucket.arn]),
-                Statement(["dynamodb:UpdateItem"], [files.arn]),
+                # the row's counted bytes and the account's storage change together
+                Statement(["dynamodb:GetItem", "dynamodb:UpdateItem"], [files.arn]),
+                Statement(["dynamodb:UpdateItem"], [self.tables["accounts"].arn]),
                 Statement(["sqs:ReceiveMessage", "sqs:DeleteMessage",
                            "sqs:GetQueueAttributes"], [index.arn]),
             ],

@@ -26,6 +26,7 @@ class ConnectorInputs:
     cursor_secret: aws.ssm.Parameter
     credentials_key: aws.kms.Key
     oauth_parameters: Mapping[str, tuple[aws.ssm.Parameter, aws.ssm.Parameter]]
+    job_queue: aws.sqs.Queue | None = None     # where runs are queued (sync, run now)
 
     def environment(self) -> dict[str, pulumi.Input[str]]:
         settings, names = self.platform.settings, self.platform.names
@@ -36,6 +37,7 @@ class ConnectorInputs:
             "APP_URL": settings.app_url,
             "ALLOWED_RETURN_ORIGINS": ",".join(settings.cors_origins),
             "API_BASE_URL": self.api_url,
+            **({"JOB_QUEUE_URL": self.job_queue.url} if self.job_queue is not None else {}),
         }
 
     def oauth_statement(self) -> Statement:
@@ -74,8 +76,12 @@ class SourcesService(pulumi.ComponentResource):
                 parameter_statement(args.cursor_secret),
                 args.oauth_statement(),
                 *args.source_store_statements(),
-                # deleting refuses while one of the source's runs is active
-                table_statement(["dynamodb:Query"], t["runs"], indexes=True),
+                # deleting refuses while one of the source's runs is active; sync starts a
+                # run of the source's default job (created when missing) and queues it
+                table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                 "dynamodb:Query", "dynamodb:ConditionCheckItem"],
+                                t["runs"], t["jobs"], indexes=True),
+                Statement(["sqs:SendMessage"], [args.job_queue.arn]),
                 args.kms_statement(["kms:Encrypt", "kms:Decrypt"]),
                 *args.activity_statements(),
             ]))

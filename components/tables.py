@@ -127,11 +127,16 @@ CORE_TABLES: tuple[TableSpec, ...] = (
                        Index("schedule-index", "scheduleState", "nextRunAt"))),
     # Runs of a job newest first; an account's runs over time (analytics).
     # A source's runs (is one active? deleting a source refuses while one is).
+    # Runs still in flight by deadline: a sparse index that only pending/running runs
+    # carry (activeState = "active", deadline in epoch seconds; whoever ends a run REMOVEs
+    # activeState), so the scheduler finds runs stuck past their deadline without a Scan.
     TableSpec("runs", "accountId", "runId",
-              attributes={"accountId": S, "runId": S, "jobId": S, "sourceId": S, "createdAt": S},
+              attributes={"accountId": S, "runId": S, "jobId": S, "sourceId": S, "createdAt": S,
+                          "activeState": S, "deadline": N},
               indexes=(Index("job-index", "jobId", "createdAt"),
                        Index("source-index", "sourceId", "createdAt"),
-                       Index("account-created-index", "accountId", "createdAt"))),
+                       Index("account-created-index", "accountId", "createdAt"),
+                       Index("active-index", "activeState", "deadline"))),
     # Files: newest first per account, per source and per run; by path for tree and prefix
     # browsing and search.
     TableSpec("files", "accountId", "fileId",

@@ -13,6 +13,13 @@ The row is upserted with one ``update_item`` that SETs/REMOVEs only the object's
 so what the backup worker writes on the same row (record counts, checksum...) is never
 touched, whichever of the two writes first.
 
+Storage usage: the row's ``countedBytes`` is what the row currently contributes to the
+account's ``storageBytes`` (its size while current, 0 once deleted). When that changes (a
+new file, a deletion, a restore, lifecycle expiry), the row update - conditional on the
+``countedBytes`` read just before - and ``ADD storageBytes :delta`` on the account commit in
+one transaction; a concurrent indexing of the same key makes the condition fail and the
+message re-reads and retries, so a flip is never counted twice or lost.
+
 A message whose processing raises (an S3 or DynamoDB fault) is reported in
 ``batchItemFailures`` and retried by SQS, then dead-lettered by the queue's redrive policy;
 the other messages of the batch succeed. A malformed key under ``data/`` can never succeed,
@@ -20,7 +27,8 @@ so it is logged and skipped rather than retried.
 
 IAM: ``s3:GetObject`` (HEAD) and ``s3:ListBucket`` on the bucket - without ListBucket, S3
 answers HEAD of a missing key with 403 instead of 404 and a deletion could never be
-recorded - plus ``dynamodb:UpdateItem`` on the files table.
+recorded - plus ``dynamodb:UpdateItem``/``GetItem`` on the files table and
+``dynamodb:UpdateItem`` on the accounts table (in ``TransactWriteItems``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
 from handlers.shared.clients import client, table
+from handlers.shared.dynamo import as_int, transact
 from handlers.shared.files import DATA_PREFIX, DataKey, parse_data_key
 from handlers.shared.log import get_logger
 
@@ -69,9 +78,63 @@ def _head(bucket: str, key: str) -> dict | None:
         raise
 
 
+class _Raced(Exception):
+    """The row's counted bytes changed between the read and the write."""
+
+
 def _update(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...] = (),
             if_not_exists: dict[str, Any] | None = None) -> None:
-    """One update_item: SET ``sets`` (None values are REMOVEd), SET-if-absent ``if_not_exists``."""
+    """SET ``sets`` (None values are REMOVEd), SET-if-absent ``if_not_exists``, and keep the
+    account's storageBytes in step with the row's ``countedBytes`` (see the module doc)."""
+    counted = 0 if sets.get("deleted") else as_int(sets.get("size"))
+    for _ in range(8):
+        try:
+            _update_counted(parsed, sets, removes, if_not_exists, counted)
+            return
+        except _Raced:
+            continue
+    raise RuntimeError("the file row kept changing while it was indexed")
+
+
+def _update_counted(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...],
+                    if_not_exists: dict[str, Any] | None, counted: int) -> None:
+    key = {"accountId": parsed.account_id, "fileId": parsed.file_id}
+    previous = table("files").get_item(Key=key, ConsistentRead=True,
+                                       ProjectionExpression="countedBytes").get("Item")
+    before = (previous or {}).get("countedBytes")
+    delta = counted - as_int(before)
+    kwargs = _update_kwargs(parsed, {**sets, "countedBytes": counted}, removes, if_not_exists)
+    if before is None:
+        kwargs["ConditionExpression"] = "attribute_not_exists(countedBytes)"
+    else:
+        kwargs["ConditionExpression"] = "countedBytes = :counted_before"
+        kwargs["ExpressionAttributeValues"][":counted_before"] = before
+    if delta:
+        reasons = transact([
+            {"Update": {"TableName": table("files").name, **kwargs}},
+            {"Update": {"TableName": table("accounts").name, "Key": {"accountId": parsed.account_id},
+                        "UpdateExpression": "ADD storageBytes :delta",
+                        "ConditionExpression": "attribute_exists(accountId)",
+                        "ExpressionAttributeValues": {":delta": delta}}},
+        ])
+        if reasons is None:
+            return
+        if reasons[0] != "ConditionalCheckFailed" and reasons[1] == "ConditionalCheckFailed":
+            pass        # the account is gone: record the file alone
+        elif reasons[0] == "ConditionalCheckFailed" or "TransactionConflict" in reasons:
+            raise _Raced()
+        else:
+            raise RuntimeError(f"storage transaction cancelled: {reasons}")
+    try:
+        table("files").update_item(**kwargs)
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            raise _Raced() from None
+        raise
+
+
+def _update_kwargs(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...] = (),
+                   if_not_exists: dict[str, Any] | None = None) -> dict:
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     set_parts: list[str] = []
@@ -93,12 +156,9 @@ def _update(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...] = ()
     expression = "SET " + ", ".join(set_parts)
     if remove_parts:
         expression += " REMOVE " + ", ".join(remove_parts)
-    table("files").update_item(
-        Key={"accountId": parsed.account_id, "fileId": parsed.file_id},
-        UpdateExpression=expression,
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=values,
-    )
+    return {"Key": {"accountId": parsed.account_id, "fileId": parsed.file_id},
+            "UpdateExpression": expression, "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values}
 
 
 def index_key(bucket: str, parsed: DataKey, event_name: str | None = None) -> str:

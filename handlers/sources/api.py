@@ -6,6 +6,7 @@ The operations live beside this module (``crud``: list, create, read, update, de
 
 from __future__ import annotations
 
+from handlers.jobs.sync import sync_source
 from handlers.shared.http import api_handler
 from handlers.shared.log import get_logger
 from handlers.sources import connection, crud
@@ -20,6 +21,7 @@ OPERATIONS = {
     "update_source": crud.update_source,
     "delete_source": crud.delete_source,
     "test_source": connection.check_source,
+    "sync_source": sync_source,
 }
 
 handler = logger.inject_lambda_context(api_handler(ROUTES, OPERATIONS, logger))

@@ -1,6 +1,6 @@
 """The sources service's part of the route table (DESIGN.md section 4).
 
-``POST /sources/{sourceId}/sync`` belongs to the jobs issue, which adds it here.
+``POST /sources/{sourceId}/sync`` is served here; its logic is ``handlers.jobs.sync``.
 """
 
 from handlers.shared.routing import Route
@@ -46,4 +46,9 @@ ROUTES = (
     Route("POST", "/sources/{sourceId}/test", "test_source", "manager",
           summary="Call the platform's cheapest endpoint with the stored credentials and "
                   "record the outcome (lastTest); rejected credentials mark the source error"),
+    Route("POST", "/sources/{sourceId}/sync", "sync_source", "manager",
+          summary="Back the source up now through its default job (a manual job named after "
+                  "the source is created when it has none, within the plan's job limit): "
+                  "202 with the pending run; 409 conflict while one is pending or running",
+          status=202),
 )

@@ -50,9 +50,11 @@ def aws(monkeypatch):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        spec = next(t for t in CORE_TABLES if t.name == "files")
-        boto3.client("dynamodb").create_table(**create_table_kwargs(spec, PREFIX + "files"))
-        yield SimpleNamespace(s3=s3, files=boto3.resource("dynamodb").Table(PREFIX + "files"))
+        for name in ("files", "accounts"):
+            spec = next(t for t in CORE_TABLES if t.name == name)
+            boto3.client("dynamodb").create_table(**create_table_kwargs(spec, PREFIX + name))
+        yield SimpleNamespace(s3=s3, files=boto3.resource("dynamodb").Table(PREFIX + "files"),
+                              accounts=boto3.resource("dynamodb").Table(PREFIX + "accounts"))
         clients.reset()
 
 
@@ -417,3 +419,85 @@ def test_importable_without_aws_environment():
             "assert callable(m.handler); assert 'boto3' not in sys.modules")
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=120)
+
+
+# --- the account's storage usage ----------------------------------------------------------
+
+def seed_account(aws, account_id: str = "acc_1", used: int = 1000) -> None:
+    aws.accounts.put_item(Item={"accountId": account_id, "name": "Acme", "plan": "free",
+                                "storageBytes": used})
+
+
+def storage(aws, account_id: str = "acc_1") -> int:
+    return int(aws.accounts.get_item(Key={"accountId": account_id}, ConsistentRead=True)["Item"]["storageBytes"])
+
+
+def test_storage_follows_files_through_delete_and_restore_counting_each_flip_once(aws, indexer):
+    seed_account(aws)
+    aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * 300)
+    event = created_event(aws.s3, KEY)
+    assert deliver(indexer, event, event) == {"batchItemFailures": []}     # duplicate in one batch
+    assert deliver(indexer, event) == {"batchItemFailures": []}            # and redelivered
+    assert storage(aws) == 1300
+    assert row(aws, KEY)["countedBytes"] == 300
+
+    marker = aws.s3.delete_object(Bucket=BUCKET, Key=KEY)
+    removed = notification(s3_record("ObjectRemoved:DeleteMarkerCreated", KEY, marker["VersionId"]))
+    deliver(indexer, removed)
+    deliver(indexer, removed)
+    assert storage(aws) == 1000 and row(aws, KEY)["countedBytes"] == 0
+
+    aws.s3.delete_object(Bucket=BUCKET, Key=KEY, VersionId=marker["VersionId"])   # restore
+    restored = notification(s3_record("ObjectRemoved:Delete", KEY, marker["VersionId"]))
+    deliver(indexer, restored)
+    deliver(indexer, created_event(aws.s3, KEY))      # a late created event changes nothing
+    assert storage(aws) == 1300
+
+
+def test_a_new_version_counts_its_own_size_and_expiry_lowers_usage(aws, indexer):
+    seed_account(aws, used=0)
+    aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * 100)
+    deliver(indexer, created_event(aws.s3, KEY))
+    aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * 250)
+    deliver(indexer, created_event(aws.s3, KEY))
+    assert storage(aws) == 250
+    # lifecycle expiry removes every version
+    for version in aws.s3.list_object_versions(Bucket=BUCKET, Prefix=KEY)["Versions"]:
+        aws.s3.delete_object(Bucket=BUCKET, Key=KEY, VersionId=version["VersionId"])
+    deliver(indexer, notification(s3_record("LifecycleExpiration:Delete", KEY)))
+    assert storage(aws) == 0 and row(aws, KEY)["deleted"] is True
+
+
+def test_the_worker_attributes_do_not_disturb_the_count(aws, indexer):
+    seed_account(aws, used=0)
+    aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"abcd")
+    aws.files.put_item(Item={"accountId": "acc_1", "fileId": file_id_for(KEY), "records": 4,
+                             "sha256": "ab" * 32})
+    deliver(indexer, created_event(aws.s3, KEY))
+    assert storage(aws) == 4 and row(aws, KEY)["records"] == 4
+
+
+def test_a_concurrent_indexing_of_the_same_key_is_not_counted_twice(aws, indexer, monkeypatch):
+    seed_account(aws, used=0)
+    aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * 40)
+    event = created_event(aws.s3, KEY)
+    real = indexer._update_kwargs
+    raced = {"left": 1}
+
+    def interleaved(*args, **kwargs):
+        # Another invocation indexes the same key between this one's read and its write.
+        if raced["left"]:
+            raced["left"] -= 1
+            assert deliver(indexer, event) == {"batchItemFailures": []}
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(indexer, "_update_kwargs", interleaved)
+    assert deliver(indexer, event) == {"batchItemFailures": []}
+    assert storage(aws) == 40 and row(aws, KEY)["countedBytes"] == 40
+
+
+def test_an_account_that_no_longer_exists_is_not_recreated(aws, indexer):
+    aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * 40)
+    assert deliver(indexer, created_event(aws.s3, KEY)) == {"batchItemFailures": []}
+    assert row(aws, KEY)["size"] == 40
+    assert aws.accounts.get_item(Key={"accountId": "acc_1"}).get("Item") is None

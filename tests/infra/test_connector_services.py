@@ -16,7 +16,7 @@ def statements(program, name):
     return role_policy_of(program, program.one(FUNCTION, name=name))["Statement"]
 
 
-def test_only_sources_may_decrypt_credentials_and_only_with_their_context(program, stack):
+def test_only_sources_and_the_worker_may_decrypt_credentials_and_only_with_their_context(program, stack):
     key_arn = program.one("aws:kms/key:Key").state["arn"]
     users = {}
     for function in program.of_type(FUNCTION):
@@ -26,7 +26,9 @@ def test_only_sources_may_decrypt_credentials_and_only_with_their_context(progra
                 assert st["Condition"] == {"Null": {"kms:EncryptionContext:accountId": "false",
                                                     "kms:EncryptionContext:sourceId": "false"}}
                 users[function.inputs["name"]] = set(st["Action"])
+    # the worker re-encrypts OAuth tokens it refreshes; the callback only stores them
     assert users == {f"listbackup-sources-{stack}-api": {"kms:Encrypt", "kms:Decrypt"},
+                     f"listbackup-jobs-{stack}-worker": {"kms:Encrypt", "kms:Decrypt"},
                      f"listbackup-integrations-{stack}-api": {"kms:Encrypt"}}
 
 

@@ -20,7 +20,7 @@ COMPONENT_TYPES = ("listbackup:core:CoreService", "listbackup:api:ApiService",
                    "listbackup:auth:AuthService", "listbackup:account:AccountService",
                    "listbackup:activity:ActivityService", "listbackup:system:SystemService",
                    "listbackup:billing:BillingService", "listbackup:sources:SourcesService",
-                   "listbackup:integrations:IntegrationsService")
+                   "listbackup:integrations:IntegrationsService", "listbackup:jobs:JobsService")
 
 
 def role_policy_of(program, function) -> dict:
@@ -64,12 +64,17 @@ def test_file_indexer_may_only_read_data_objects_and_update_files(program, stack
     bucket = f"arn:aws:s3:::listbackup-data-{stack}"
     assert ("s3:GetObject", f"{bucket}/data/*") in allowed
     assert ("s3:ListBucket", bucket) in allowed
-    assert {a for a, r in allowed if r.endswith(f"table/listbackup-{stack}-files")} == {"dynamodb:UpdateItem"}
-    assert {a for a, _ in allowed} == {"s3:GetObject", "s3:ListBucket", "dynamodb:UpdateItem",
+    assert {a for a, r in allowed if r.endswith(f"table/listbackup-{stack}-files")} == {
+        "dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert {a for a, r in allowed if r.endswith(f"table/listbackup-{stack}-accounts")} == {
+        "dynamodb:UpdateItem"}, "storage usage moves with the file's state"
+    assert {a for a, _ in allowed} == {"s3:GetObject", "s3:ListBucket", "dynamodb:GetItem",
+                                        "dynamodb:UpdateItem",
                                         "sqs:ReceiveMessage", "sqs:DeleteMessage",
                                         "sqs:GetQueueAttributes", "logs:CreateLogStream",
                                         "logs:PutLogEvents"}
-    mapping = program.one("aws:lambda/eventSourceMapping:EventSourceMapping")
+    [mapping] = [m for m in program.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+                 if m.inputs["functionName"] == indexer.state["arn"]]
     assert mapping.inputs["eventSourceArn"].endswith(f":listbackup-index-queue-{stack}")
     assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping.inputs["functionName"] == indexer.state["arn"]

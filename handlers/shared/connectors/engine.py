@@ -77,6 +77,10 @@ class Connector:
         self.max_wait = max_wait
         self.rng = rng or random.Random()
         self.requests = 0            # requests sent (retries included): for run statistics
+        # After each page ``pages()`` yields: a JSON-able state that ``pages(name,
+        # resume=state)`` continues from (the page after it), or None when the endpoint
+        # cannot be resumed that way (child endpoints, folder walks, SINGLE, CURSOR_POST).
+        self.resume_state: dict | None = None
 
     # ------------------------------------------------------------------ public interface
 
@@ -88,9 +92,23 @@ class Connector:
         finally:
             pages.close()
 
-    def pages(self, endpoint_name: str) -> Iterator[list[dict]]:
-        """The endpoint's records, one list per platform page (empty pages are skipped)."""
+    def pages(self, endpoint_name: str, resume: Mapping[str, Any] | None = None) -> Iterator[list[dict]]:
+        """The endpoint's records, one list per platform page (empty pages are skipped).
+
+        ``resume``: a :attr:`resume_state` read after a page of an earlier walk of this
+        endpoint; the walk continues with the page after that one."""
         endpoint = self._endpoint(endpoint_name)
+        self.resume_state = None
+        if endpoint.parent or endpoint.folders_where:
+            if resume is not None:
+                raise ConnectorError("config", f"{self._what(endpoint)} cannot be resumed")
+            for page in self._nested(endpoint):
+                self.resume_state = None
+                yield page
+        else:
+            yield from self._walk(endpoint, {}, resume)
+
+    def _nested(self, endpoint: Endpoint) -> Iterator[list[dict]]:
         if endpoint.parent:
             for parent_page in self.pages(endpoint.parent):
                 for parent in parent_page:
@@ -163,8 +181,12 @@ class Connector:
                             pending.append(folder_id)
                 yield page
 
-    def _walk(self, endpoint: Endpoint, context: dict) -> Iterator[list[dict]]:
+    def _walk(self, endpoint: Endpoint, context: dict,
+              resume: Mapping[str, Any] | None = None) -> Iterator[list[dict]]:
         what = self._what(endpoint)
+        resume = dict(resume) if resume else None
+        if resume is not None and resume.get("done"):
+            return
         values = {**self._values(), **context}
         p = endpoint.pagination
         url = self._url(self.platform.base_url, endpoint.path, values, what)
@@ -206,12 +228,15 @@ class Connector:
             response = request(url, fixed, body)
             records = self._records(self._json(response, what), endpoint, what, single=True)
             if records:
+                self.resume_state = None
                 yield records
             return
 
         if p.style in (OFFSET, PAGE):
             position = 0 if p.style == OFFSET else p.first_page
             received = 0
+            if resume is not None:
+                position, received = int(resume["position"]), int(resume["received"])
             param = p.offset_param if p.style == OFFSET else p.page_param
             if not param:
                 raise ConnectorError("config", f"{what}: the catalog names no offset/page parameter")
@@ -224,6 +249,8 @@ class Connector:
                 check_repeat(records)
                 received += len(records)
                 if records:
+                    self.resume_state = {"position": position + (len(records) if p.style == OFFSET else 1),
+                                         "received": received}
                     yield records
                 total = self._total(data, p.total_path, what)
                 if not records:
@@ -238,7 +265,7 @@ class Connector:
 
         if p.style == CURSOR_AFTER_ID:
             cursor_param = p.cursor_param or "starting_after"
-            cursor: str | None = None
+            cursor: str | None = resume.get("cursor") if resume else None
             while True:
                 params = dict(fixed)
                 if p.limit_param:
@@ -248,6 +275,7 @@ class Connector:
                 data = self._json(request(url, params, body), what)
                 records = self._records(data, endpoint, what)
                 if records:
+                    self.resume_state = _attempt(lambda: {"cursor": self._id(records[-1], p.id_field, what)})
                     yield records
                 more = self._flag(data, p.has_more_path, what) if p.has_more_path \
                     else len(records) >= size
@@ -261,7 +289,7 @@ class Connector:
         if p.style in (CURSOR_TOKEN, MARKER):
             cursor_param = p.cursor_param or ("marker" if p.style == MARKER else "cursor")
             cursor_path = p.cursor_path or ("next_marker" if p.style == MARKER else "cursor")
-            cursor = None
+            cursor = resume.get("cursor") if resume else None
             while True:
                 params = dict(fixed)
                 if p.limit_param:
@@ -271,6 +299,9 @@ class Connector:
                 data = self._json(request(url, params, body), what)
                 records = self._records(data, endpoint, what)
                 if records:
+                    self.resume_state = _attempt(lambda: _token_state(
+                        self._token(data, cursor_path, what),
+                        self._flag(data, p.has_more_path, what) if p.has_more_path else True))
                     yield records
                 cursor = self._token(data, cursor_path, what)
                 if p.has_more_path and not self._flag(data, p.has_more_path, what):
@@ -291,11 +322,14 @@ class Connector:
             first = {**fixed, **(body or {})}
             if p.limit_param and p.limit_param not in first:
                 first[p.limit_param] = size
+            if resume is not None:
+                raise ConnectorError("config", f"{what} cannot be resumed")
             response = self._request("POST", url, what, json=first)
             while True:
                 data = self._json(response, what)
                 records = self._records(data, endpoint, what)
                 if records:
+                    self.resume_state = None
                     yield records
                 cursor = self._token(data, cursor_path, what)
                 more = self._flag(data, p.has_more_path, what) if p.has_more_path \
@@ -312,13 +346,19 @@ class Connector:
             params = dict(fixed)
             if p.limit_param:
                 params[p.limit_param] = size
-            response = request(url, params, body)
-            current = response.url or url
+            if resume is not None:
+                current = self._next_url(resume["url"], resume["url"], hosts, what)
+                response = self._request("GET", current, what)
+            else:
+                response = request(url, params, body)
+                current = response.url or url
             while True:
                 data = self._json(response, what)
                 records = self._records(data, endpoint, what)
                 check_repeat(records)
                 if records:
+                    self.resume_state = _attempt(lambda: self._link_state(
+                        response, data, p, current, hosts, what))
                     yield records
                 if p.style == LINK_HEADER:
                     link = (response.links.get("next") or {}).get("url") or None
@@ -338,6 +378,18 @@ class Connector:
                 current = target
 
         raise ConnectorError("config", f"{what}: unknown pagination style {p.style!r}")
+
+    def _link_state(self, response, data, p, current: str, hosts: set[str], what: str) -> dict:
+        """The resume state after a NEXT_URL / LINK_HEADER page: the next page's URL."""
+        if p.style == LINK_HEADER:
+            link = (response.links.get("next") or {}).get("url") or None
+        else:
+            link = self._token(data, p.cursor_path or "next", what)
+        if p.has_more_path and not self._flag(data, p.has_more_path, what):
+            return {"done": True}
+        if link is None:
+            return {"done": True}
+        return {"url": self._next_url(current, link, hosts, what)}
 
     # ------------------------------------------------------------------ HTTP
 
@@ -624,6 +676,19 @@ def _rate_limit_403(response: requests.Response) -> bool:
     except (requests.RequestException, OSError, RuntimeError):
         return False
     return any(reason in body for reason in RATE_LIMIT_REASONS)
+
+
+def _attempt(make: Callable[[], dict]) -> dict | None:
+    """A resume state, or None when the page does not allow one (the walk itself then
+    reports what is wrong with the page when it reads it)."""
+    try:
+        return make()
+    except ConnectorError:
+        return None
+
+
+def _token_state(token: str | None, more: bool) -> dict:
+    return {"cursor": token} if token is not None and more else {"done": True}
 
 
 def _derived(platform: Platform, settings: dict, credentials: Mapping[str, Any]) -> dict:

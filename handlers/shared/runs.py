@@ -1,0 +1,277 @@
+"""Runs of backup jobs: starting one (a pending run queued for the backup worker),
+cancelling one, and the API's run shape. Shared by the jobs API, the sources service
+(``POST /sources/{id}/sync``) and the scheduler.
+
+A run row: ``accountId, runId, jobId, sourceId, status`` (``pending | running |
+completed | partial | failed | cancelled``), ``trigger`` (``manual | schedule | sync``),
+``createdAt, startedAt, finishedAt, records, bytes``, ``endpoints`` (``[{name, status,
+records, bytes, error}]``), ``error``, ``cancelRequested``, ``lease {owner, expiresAt}``,
+``checkpoint`` (null until the worker saves one), ``deadline`` (epoch seconds) and,
+while the run is pending or running, ``activeState = "active"`` (the runs table's sparse
+``active-index`` on activeState + deadline; whoever ends a run REMOVEs it).
+
+A job has at most one active run: the run's put and ``SET activeRunId`` on the job (under
+``attribute_not_exists(activeRunId)``) are one transaction, so a second start answers 409.
+Whoever ends a run clears ``activeRunId`` (the worker's finish, a pending cancel here,
+the scheduler for a stuck run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from typing import Any, Mapping
+
+from botocore.exceptions import ClientError
+
+from handlers.shared import activity, clock
+from handlers.shared.clients import client, table
+from handlers.shared.dynamo import transact
+from handlers.shared.http import ApiError
+from handlers.shared.ids import new_id
+
+STATUSES = ("pending", "running", "completed", "partial", "failed", "cancelled")
+ACTIVE_STATUSES = ("pending", "running")
+FINISHED_STATUSES = ("completed", "partial", "failed", "cancelled")
+TRIGGERS = ("manual", "schedule", "sync")
+ACTIVE_STATE = "active"
+# A pending run the worker has not picked up by then is failed by the scheduler; the
+# worker sets its own deadline when it starts running.
+PENDING_DEADLINE_SECONDS = 24 * 3600
+
+
+# --------------------------------------------------------------------------- reads
+
+def get_run(account_id: str | None, run_id: str | None) -> dict | None:
+    """The account's run, or None (another account's run is None too)."""
+    if not account_id or not run_id or not isinstance(run_id, str) or len(run_id) > 128:
+        return None
+    return table("runs").get_item(Key={"accountId": account_id, "runId": run_id},
+                                  ConsistentRead=True).get("Item")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def run_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The API's run shape (no lease, checkpoint or other worker internals)."""
+    return {
+        "runId": row["runId"], "jobId": row.get("jobId"), "sourceId": row.get("sourceId"),
+        "status": row.get("status", "pending"), "trigger": row.get("trigger"),
+        "createdAt": row.get("createdAt"), "startedAt": row.get("startedAt"),
+        "finishedAt": row.get("finishedAt"),
+        "records": _count(row.get("records")), "bytes": _count(row.get("bytes")),
+        "endpoints": [{"name": e.get("name"), "status": e.get("status", "pending"),
+                       "records": _count(e.get("records")), "bytes": _count(e.get("bytes")),
+                       "error": e.get("error")}
+                      for e in row.get("endpoints") or []],
+        "error": row.get("error"),
+        "cancelRequested": bool(row.get("cancelRequested")),
+    }
+
+
+# --------------------------------------------------------------------------- queue
+
+def message_body(account_id: str, run_id: str, checkpoint: str | None = None) -> str:
+    """The job queue's message: ``{"accountId", "runId", "checkpoint"}``."""
+    return json.dumps({"accountId": account_id, "runId": run_id, "checkpoint": checkpoint},
+                      separators=(",", ":"))
+
+
+def enqueue(account_id: str, run_id: str, checkpoint: str | None = None, *, delay_seconds: int = 0) -> None:
+    kwargs: dict[str, Any] = {"QueueUrl": os.environ["JOB_QUEUE_URL"],
+                              "MessageBody": message_body(account_id, run_id, checkpoint)}
+    if delay_seconds:
+        kwargs["DelaySeconds"] = int(delay_seconds)
+    client("sqs").send_message(**kwargs)
+
+
+# --------------------------------------------------------------------------- start
+
+def run_endpoints(job: Mapping[str, Any], platform) -> list[str]:
+    """The endpoint names a run of ``job`` backs up: the job's subset (in the catalog's
+    order, unknown names dropped) or every endpoint of the platform."""
+    names = [e.name for e in platform.endpoints] if platform is not None else []
+    chosen = job.get("endpoints")
+    if chosen:
+        wanted = set(chosen)
+        names = [name for name in names if name in wanted]
+    return names
+
+
+def start_run(account_id: str, job: Mapping[str, Any], *, trigger: str, actor: str | None,
+              source_ip: str | None = None) -> dict:
+    """Create a pending run of ``job``, mark it the job's active run (409 ``conflict`` when
+    one is already pending or running), queue it for the worker and record the activity.
+    Answers the run row."""
+    from handlers.shared.connectors.platforms import get_platform
+    from handlers.shared.sources import get_source
+
+    if trigger not in TRIGGERS:
+        raise ValueError(f"unknown trigger {trigger!r}")
+    if job.get("activeRunId"):
+        raise _busy()
+    source = get_source(account_id, job.get("sourceId"))
+    if source is None:
+        raise ApiError("conflict", "This job's source no longer exists; delete the job")
+    if source.get("status") == "paused":
+        raise ApiError("conflict", "The source is paused; resume it to back it up")
+    platform = get_platform(source.get("type", ""))
+    if platform is None:
+        raise ApiError("conflict", "ListBackup no longer supports this source's platform")
+    endpoints = run_endpoints(job, platform)
+    if not endpoints:
+        raise ApiError("conflict", "None of this job's endpoints exist on the platform any more; "
+                                   "update the job's endpoints")
+
+    moment = clock.now()
+    now = clock.iso(moment)
+    run_id = new_id("run")
+    row: dict[str, Any] = {
+        "accountId": account_id, "runId": run_id, "jobId": job["jobId"],
+        "sourceId": job["sourceId"], "status": "pending", "trigger": trigger,
+        "createdAt": now, "startedAt": None, "finishedAt": None, "records": 0, "bytes": 0,
+        "endpoints": [{"name": name, "status": "pending", "records": 0, "bytes": 0, "error": None}
+                      for name in endpoints],
+        "error": None, "cancelRequested": False, "checkpoint": None,
+        "activeState": ACTIVE_STATE, "deadline": clock.epoch(moment) + PENDING_DEADLINE_SECONDS,
+        "createdBy": actor or "",
+    }
+    reasons = transact([
+        {"Put": {"TableName": table("runs").name, "Item": row,
+                 "ConditionExpression": "attribute_not_exists(runId)"}},
+        {"Update": {"TableName": table("jobs").name,
+                    "Key": {"accountId": account_id, "jobId": job["jobId"]},
+                    "UpdateExpression": "SET activeRunId = :run",
+                    "ConditionExpression": "attribute_exists(jobId) AND attribute_not_exists(activeRunId)",
+                    "ExpressionAttributeValues": {":run": run_id}}},
+    ])
+    if reasons is not None:
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            current = table("jobs").get_item(Key={"accountId": account_id, "jobId": job["jobId"]},
+                                             ConsistentRead=True).get("Item")
+            if current is None:
+                raise ApiError("not_found", "No such job")
+            raise _busy()
+        raise ApiError("conflict", "The job changed meanwhile; try again")
+
+    try:
+        enqueue(account_id, run_id)
+    except Exception:
+        # nothing will ever pick the run up: end it at once so the job is free again
+        _end_unqueued(account_id, job["jobId"], run_id)
+        raise ApiError("unavailable", "The backup could not be queued; try again shortly") from None
+
+    activity.record(account_id=account_id, action="jobs.run.start", actor=actor,
+                    resource_type="run", resource_id=run_id, source_ip=source_ip,
+                    details={"jobId": job["jobId"], "sourceId": job["sourceId"], "trigger": trigger})
+    return row
+
+
+def _busy() -> ApiError:
+    return ApiError("conflict", "A run of this job is already pending or running; wait for it "
+                                "to finish or cancel it")
+
+
+def _end_unqueued(account_id: str, job_id: str, run_id: str) -> None:
+    now = clock.iso()
+    transact([
+        {"Update": {"TableName": table("runs").name, "Key": {"accountId": account_id, "runId": run_id},
+                    "UpdateExpression": "SET #status = :failed, finishedAt = :now, #error = :why "
+                                        "REMOVE activeState",
+                    "ExpressionAttributeNames": {"#status": "status", "#error": "error"},
+                    "ExpressionAttributeValues": {":failed": "failed", ":now": now,
+                                                  ":why": "The backup could not be queued"}}},
+        {"Update": {"TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
+                    "UpdateExpression": "REMOVE activeRunId",
+                    "ConditionExpression": "activeRunId = :run",
+                    "ExpressionAttributeValues": {":run": run_id}}},
+    ])
+
+
+# --------------------------------------------------------------------------- cancel
+
+def cancel_run(account_id: str, run: Mapping[str, Any], *, actor: str | None,
+               source_ip: str | None = None) -> dict:
+    """Cancel a run: a pending run ends ``cancelled`` at once (the job's ``activeRunId`` is
+    cleared, its stats count it; the queued message then finds it finished and does
+    nothing); a running one gets ``cancelRequested`` and the worker stops at its next page.
+    A finished run answers 409. Answers the updated run row."""
+    run_id = run["runId"]
+    for _ in range(3):
+        status = run.get("status")
+        if status in FINISHED_STATUSES:
+            raise ApiError("conflict", f"The run has already finished ({status})")
+        if status == "pending":
+            updated = _cancel_pending(account_id, run)
+            if updated is not None:
+                activity.record(account_id=account_id, action="jobs.run.cancel", actor=actor,
+                                resource_type="run", resource_id=run_id, source_ip=source_ip,
+                                details={"jobId": run.get("jobId"), "was": "pending"})
+                return updated
+        else:
+            try:
+                updated = table("runs").update_item(
+                    Key={"accountId": account_id, "runId": run_id},
+                    UpdateExpression="SET cancelRequested = :yes",
+                    ConditionExpression="#status = :running",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":yes": True, ":running": "running"},
+                    ReturnValues="ALL_NEW")["Attributes"]
+                activity.record(account_id=account_id, action="jobs.run.cancel", actor=actor,
+                                resource_type="run", resource_id=run_id, source_ip=source_ip,
+                                details={"jobId": run.get("jobId"), "was": "running"})
+                return updated
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+        # the run moved on meanwhile (picked up, or finished): look again
+        run = get_run(account_id, run_id)
+        if run is None:
+            raise ApiError("not_found", "No such run")
+    raise ApiError("conflict", "The run changed meanwhile; try again")
+
+
+def _cancel_pending(account_id: str, run: Mapping[str, Any]) -> dict | None:
+    """End a pending run as cancelled with its job freed; None if it was no longer pending."""
+    now = clock.iso()
+    run_id, job_id = run["runId"], run.get("jobId")
+    endpoints = [{**e, "status": "cancelled"} for e in run.get("endpoints") or []]
+    items: list[dict] = [{"Update": {
+        "TableName": table("runs").name, "Key": {"accountId": account_id, "runId": run_id},
+        "UpdateExpression": "SET #status = :cancelled, finishedAt = :now, endpoints = :endpoints, "
+                            "cancelRequested = :yes REMOVE activeState",
+        "ConditionExpression": "#status = :pending",
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": {":cancelled": "cancelled", ":now": now, ":pending": "pending",
+                                      ":endpoints": endpoints, ":yes": True}}}]
+    job = table("jobs").get_item(Key={"accountId": account_id, "jobId": job_id},
+                                 ConsistentRead=True).get("Item") if job_id else None
+    if job is not None and job.get("activeRunId") == run_id:
+        stats = "stats" in job and isinstance(job.get("stats"), Mapping)
+        expression = "REMOVE activeRunId"
+        values: dict[str, Any] = {":run": run_id}
+        if stats:
+            expression = ("SET stats.runs = if_not_exists(stats.runs, :zero) + :one, "
+                          "stats.cancelled = if_not_exists(stats.cancelled, :zero) + :one, "
+                          "stats.lastStatus = :cancelled REMOVE activeRunId")
+            values.update({":zero": 0, ":one": 1, ":cancelled": "cancelled"})
+        items.append({"Update": {
+            "TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
+            "UpdateExpression": expression, "ConditionExpression": "activeRunId = :run",
+            "ExpressionAttributeValues": values}})
+    reasons = transact(items)
+    if reasons is not None:
+        return None
+    return get_run(account_id, run_id)
