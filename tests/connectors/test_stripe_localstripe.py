@@ -15,7 +15,7 @@ from handlers.shared.connectors.engine import Connector, ConnectorError
 # localstripe registers plain functions as aiohttp handlers.
 pytestmark = pytest.mark.filterwarnings("ignore:Bare functions are deprecated:DeprecationWarning")
 
-KEY = "sk_test_" + "4eC39HqLyjWDarjtT1zdp7dc"
+KEY = "sk_test_localstripeFAKEkey0001"
 
 
 def stripe_platform(page_size: int) -> model.Platform:
