@@ -250,21 +250,9 @@ def fail_if_stuck(account_id: str, run_id: str, now: datetime) -> bool:
                                       ":endpoints": endpoints, ":was": run["status"],
                                       ":deadline": deadline}}}]
     job_id = run.get("jobId")
-    job = table("jobs").get_item(Key={"accountId": account_id, "jobId": job_id},
-                                 ConsistentRead=True).get("Item") if job_id else None
-    if job is not None and job.get("activeRunId") == run_id:
-        expression = "SET lastRunAt = :at REMOVE activeRunId"
-        values: dict[str, Any] = {":run": run_id, ":at": at}
-        if isinstance(job.get("stats"), Mapping):
-            expression = ("SET lastRunAt = :at, "
-                          "stats.runs = if_not_exists(stats.runs, :zero) + :one, "
-                          "stats.failed = if_not_exists(stats.failed, :zero) + :one, "
-                          "stats.lastStatus = :failed REMOVE activeRunId")
-            values.update({":zero": 0, ":one": 1, ":failed": "failed"})
-        items.append({"Update": {
-            "TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
-            "UpdateExpression": expression, "ConditionExpression": "activeRunId = :run",
-            "ExpressionAttributeValues": values}})
+    release = runs.release_job_item(account_id, job_id, run_id, "failed", last_run_at=at)
+    if release is not None:
+        items.append(release)
     reasons = transact(items)
     if reasons is not None:
         logger.info("scheduler: stuck run changed meanwhile; left alone",

@@ -179,6 +179,32 @@ def start_run(account_id: str, job: Mapping[str, Any], *, trigger: str, actor: s
     return row
 
 
+def release_job_item(account_id: str, job_id: str | None, run_id: str, status: str, *,
+                     last_run_at: str | None = None) -> dict | None:
+    """The transaction item that frees a job from its ended run (``activeRunId`` removed,
+    only if it still names this run) and counts the run's status in the job's stats; None
+    when the job is gone or already runs something else."""
+    job = table("jobs").get_item(Key={"accountId": account_id, "jobId": job_id},
+                                 ConsistentRead=True).get("Item") if job_id else None
+    if job is None or job.get("activeRunId") != run_id:
+        return None
+    sets: list[str] = []
+    values: dict[str, Any] = {":run": run_id}
+    if last_run_at is not None:
+        sets.append("lastRunAt = :at")
+        values[":at"] = last_run_at
+    if isinstance(job.get("stats"), Mapping):
+        sets += ["stats.runs = if_not_exists(stats.runs, :zero) + :one",
+                 f"stats.{status} = if_not_exists(stats.{status}, :zero) + :one",
+                 "stats.lastStatus = :status"]
+        values.update({":zero": 0, ":one": 1, ":status": status})
+    expression = (f"SET {', '.join(sets)} " if sets else "") + "REMOVE activeRunId"
+    return {"Update": {
+        "TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
+        "UpdateExpression": expression, "ConditionExpression": "activeRunId = :run",
+        "ExpressionAttributeValues": values}}
+
+
 def _busy() -> ApiError:
     return ApiError("conflict", "A run of this job is already pending or running; wait for it "
                                 "to finish or cancel it")
@@ -256,21 +282,9 @@ def _cancel_pending(account_id: str, run: Mapping[str, Any]) -> dict | None:
         "ExpressionAttributeNames": {"#status": "status"},
         "ExpressionAttributeValues": {":cancelled": "cancelled", ":now": now, ":pending": "pending",
                                       ":endpoints": endpoints, ":yes": True}}}]
-    job = table("jobs").get_item(Key={"accountId": account_id, "jobId": job_id},
-                                 ConsistentRead=True).get("Item") if job_id else None
-    if job is not None and job.get("activeRunId") == run_id:
-        stats = "stats" in job and isinstance(job.get("stats"), Mapping)
-        expression = "REMOVE activeRunId"
-        values: dict[str, Any] = {":run": run_id}
-        if stats:
-            expression = ("SET stats.runs = if_not_exists(stats.runs, :zero) + :one, "
-                          "stats.cancelled = if_not_exists(stats.cancelled, :zero) + :one, "
-                          "stats.lastStatus = :cancelled REMOVE activeRunId")
-            values.update({":zero": 0, ":one": 1, ":cancelled": "cancelled"})
-        items.append({"Update": {
-            "TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
-            "UpdateExpression": expression, "ConditionExpression": "activeRunId = :run",
-            "ExpressionAttributeValues": values}})
+    release = release_job_item(account_id, job_id, run_id, "cancelled")
+    if release is not None:
+        items.append(release)
     reasons = transact(items)
     if reasons is not None:
         return None
