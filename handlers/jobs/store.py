@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from handlers.shared import clock, schedules
 from handlers.shared.accounts import effective_plan, get_account
 from handlers.shared.clients import table
-from handlers.shared.dynamo import as_int, transact
+from handlers.shared.dynamo import as_int, counted_put, transact
 from handlers.shared.http import ApiError
 from handlers.shared.ids import new_id
 from handlers.shared.plans import Plan, limit_of
@@ -130,20 +130,7 @@ def create_job(account_id: str, *, source_id: str, name: str, schedule: Mapping[
         "createdBy": actor or "", "createdAt": now, "updatedAt": now,
         **schedule_attributes(schedule, status),
     }
-    bump: dict[str, Any] = {
-        "TableName": table("accounts").name, "Key": {"accountId": account_id},
-        "UpdateExpression": "SET jobCount = if_not_exists(jobCount, :zero) + :one",
-        "ExpressionAttributeValues": {":zero": 0, ":one": 1},
-        "ConditionExpression": "attribute_exists(accountId)",
-    }
-    if limit is not None:
-        bump["ConditionExpression"] += " AND (attribute_not_exists(jobCount) OR jobCount < :limit)"
-        bump["ExpressionAttributeValues"][":limit"] = limit
-    reasons = transact([
-        {"Update": bump},
-        {"Put": {"TableName": table("jobs").name, "Item": row,
-                 "ConditionExpression": "attribute_not_exists(jobId)"}},
-    ])
+    reasons = counted_put(account_id, "jobCount", limit, table("jobs").name, row, "jobId")
     if reasons is not None:
         if reasons[0] == "ConditionalCheckFailed" and limit is not None:
             raise plan_limit_error(plan, limit)

@@ -29,3 +29,27 @@ def as_int(value: Any) -> int:
         return int(value or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def counted_put(account_id: str, counter: str, limit: int | None, table_name: str,
+                item: dict, key_attribute: str) -> list[str] | None:
+    """Put a new ``item`` and add one to the account's ``counter`` in one transaction,
+    refused when the counter has reached ``limit`` (None: unlimited). Returns ``transact``'s
+    answer: None when committed; reasons[0] == "ConditionalCheckFailed" means the limit
+    (or a missing account)."""
+    from handlers.shared.clients import table
+
+    bump: dict[str, Any] = {
+        "TableName": table("accounts").name, "Key": {"accountId": account_id},
+        "UpdateExpression": f"SET {counter} = if_not_exists({counter}, :zero) + :one",
+        "ExpressionAttributeValues": {":zero": 0, ":one": 1},
+        "ConditionExpression": "attribute_exists(accountId)",
+    }
+    if limit is not None:
+        bump["ConditionExpression"] += f" AND (attribute_not_exists({counter}) OR {counter} < :limit)"
+        bump["ExpressionAttributeValues"][":limit"] = limit
+    return transact([
+        {"Update": bump},
+        {"Put": {"TableName": table_name, "Item": item,
+                 "ConditionExpression": f"attribute_not_exists({key_attribute})"}},
+    ])

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from handlers.shared import clock
 from handlers.shared import credentials as vault
 from handlers.shared.accounts import effective_plan, get_account
-from handlers.shared.dynamo import transact
+from handlers.shared.dynamo import counted_put, transact
 from handlers.shared.clients import table
 from handlers.shared.http import ApiError
 from handlers.shared.ids import new_id
@@ -164,20 +164,7 @@ def create_source(account_id: str, *, name: str, type: str, settings: Mapping[st
         "credentialsCiphertext": ciphertext, "credentialFields": field_names(credentials),
         "createdBy": actor or "", "createdAt": now, "updatedAt": now,
     }
-    bump: dict[str, Any] = {
-        "TableName": table("accounts").name, "Key": {"accountId": account_id},
-        "UpdateExpression": "SET sourceCount = if_not_exists(sourceCount, :zero) + :one",
-        "ExpressionAttributeValues": {":zero": 0, ":one": 1},
-        "ConditionExpression": "attribute_exists(accountId)",
-    }
-    if limit is not None:
-        bump["ConditionExpression"] += " AND (attribute_not_exists(sourceCount) OR sourceCount < :limit)"
-        bump["ExpressionAttributeValues"][":limit"] = limit
-    reasons = transact([
-        {"Update": bump},
-        {"Put": {"TableName": table("sources").name, "Item": row,
-                 "ConditionExpression": "attribute_not_exists(sourceId)"}},
-    ])
+    reasons = counted_put(account_id, "sourceCount", limit, table("sources").name, row, "sourceId")
     if reasons is not None:
         if reasons[0] == "ConditionalCheckFailed" and limit is not None:
             raise plan_limit_error(plan, limit)
