@@ -23,6 +23,7 @@ from handlers.shared.plans import RETENTION_TAG, retention_days
 
 QUEUE_KINDS = ("job", "data", "index")
 MAX_RECEIVES = 5                        # deliveries before a message is dead-lettered
+VISIBILITY_FACTOR = 6                   # a queue's visibility timeout: 6x its consumer's timeout
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: time to look and redrive
 EXPORT_EXPIRY_DAYS = 7
 STALE_UPLOAD_DAYS = 7
@@ -174,7 +175,7 @@ class CoreService(pulumi.ComponentResource):
             opts=child)
         queue = aws.sqs.Queue(
             f"{kind}-queue", name=self.names.queue(kind),
-            visibility_timeout_seconds=6 * CONSUMER_TIMEOUTS[kind],
+            visibility_timeout_seconds=VISIBILITY_FACTOR * CONSUMER_TIMEOUTS[kind],
             sqs_managed_sse_enabled=True,
             redrive_policy=dead_letter.arn.apply(lambda arn: json.dumps(
                 {"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES})),

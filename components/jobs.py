@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.core import MAX_RECEIVES, Queue
+from components.core import MAX_RECEIVES, VISIBILITY_FACTOR, Queue
 from components.functions import (CONSUMER_TIMEOUTS, FunctionSpec, Statement, attach_routes,
                                   build_function, parameter_statement, table_statement)
 from components.sources import ConnectorInputs
@@ -55,12 +55,23 @@ class JobsService(pulumi.ComponentResource):
             ]))
         attach_routes(self, SERVICE, self.api, routes_of(SERVICE), c.api)
 
+        queue_visibility = VISIBILITY_FACTOR * CONSUMER_TIMEOUTS["job"]
+        alert_statements = [
+            # owners to alert: an account's owner memberships, then their addresses; the
+            # source's lastAlertDay keeps it to one mail a day
+            table_statement(["dynamodb:Query"], t["users-accounts"], indexes=True),
+            table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem"], t["users"]),
+            Statement(["ses:SendEmail", "ses:SendRawEmail"], [args.sender.arn]),
+        ]
         data_objects = args.bucket.arn.apply(lambda arn: f"{arn}/data/*")
         self.worker = build_function(self, c.platform, SERVICE, FunctionSpec(
             name="worker", entry="handlers.jobs.worker", timeout=CONSUMER_TIMEOUTS["job"],
             memory=WORKER_MEMORY,
             environment={**base_env, "MAX_RECEIVES": str(MAX_RECEIVES),
-                         "SES_FROM_EMAIL": c.platform.settings.ses_from_email},
+                         "SES_FROM_EMAIL": c.platform.settings.ses_from_email,
+                         # a run whose lease lapsed waits this long for SQS to redeliver
+                         # its message before the scheduler calls it stuck
+                         "RUN_DEADLINE_GRACE_SECONDS": str(queue_visibility + 600)},
             statements=[
                 # multipart upload of each endpoint, tagged with its retention tier, then
                 # read back once to checksum it
@@ -70,14 +81,11 @@ class JobsService(pulumi.ComponentResource):
                 table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"],
                                 t["runs"], t["jobs"], t["sources"], t["accounts"]),
                 table_statement(["dynamodb:UpdateItem"], t["files"]),
-                # owners to alert: an account's owner memberships, then their addresses
-                table_statement(["dynamodb:Query"], t["users-accounts"], indexes=True),
-                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem"], t["users"]),
+                *alert_statements,
                 Statement(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                            "sqs:SendMessage"], [queue.arn]),
                 c.kms_statement(["kms:Decrypt", "kms:Encrypt"]),
                 c.oauth_statement(),
-                Statement(["ses:SendEmail", "ses:SendRawEmail"], [args.sender.arn]),
                 *c.activity_statements(),
             ]))
         aws.lambda_.EventSourceMapping(
@@ -86,13 +94,15 @@ class JobsService(pulumi.ComponentResource):
 
         self.scheduler = build_function(self, c.platform, SERVICE, FunctionSpec(
             name="scheduler", entry="handlers.jobs.scheduler", timeout=120,
-            environment=base_env,
+            environment={**base_env, "SES_FROM_EMAIL": c.platform.settings.ses_from_email},
             statements=[
                 table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query",
                                  "dynamodb:ConditionCheckItem"], t["jobs"], indexes=True),
                 table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                  "dynamodb:Query"], t["runs"], indexes=True),
-                table_statement(["dynamodb:GetItem"], t["sources"], t["accounts"]),
+                table_statement(["dynamodb:GetItem"], t["accounts"]),
+                table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"], t["sources"]),
+                *alert_statements,
                 enqueue,
                 *c.activity_statements(),
             ]))

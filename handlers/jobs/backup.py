@@ -43,10 +43,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable
 
-from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from handlers.shared import activity, clock, mail
+from handlers.shared import activity, clock
+from handlers.shared.alerts import alert_owners
 from handlers.shared.accounts import effective_plan, get_account
 from handlers.shared.clients import client, table
 from handlers.shared.connectors.engine import Connector, ConnectorError
@@ -68,6 +68,18 @@ ACTOR = "system:backup-worker"
 
 def lease_seconds() -> int:
     return int(os.environ.get("LEASE_SECONDS", "300"))
+
+
+def deadline_grace() -> int:
+    """How long after its lease expires a run may wait for SQS to redeliver its message
+    (the job queue's visibility timeout, and a margin) before the scheduler calls it stuck."""
+    return int(os.environ.get("RUN_DEADLINE_GRACE_SECONDS", "6000"))
+
+
+def lease_times() -> tuple[int, int]:
+    """(lease expiry, run deadline) for a lease taken or renewed now."""
+    expires = _now_epoch() + lease_seconds()
+    return expires, expires + deadline_grace()
 
 
 def max_receives() -> int:
@@ -133,11 +145,12 @@ def may_proceed(run: dict, token: str | None, now: int | None = None) -> bool:
 def take_lease(run: dict, owner: str, token: str | None) -> None:
     """Conditional: pending, or lease expired, or the message's checkpoint token."""
     now = _now_epoch()
+    expires, deadline = lease_times()
     names = {"#s": "status", "#l": "lease"}
-    values = {":pending": "pending", ":now": now, ":lease": {"owner": owner, "expiresAt": now + lease_seconds()},
-              ":running": "running", ":at": clock.iso(), ":done": list(TERMINAL)}
+    values = {":pending": "pending", ":now": now, ":lease": {"owner": owner, "expiresAt": expires},
+              ":running": "running", ":at": clock.iso(), ":done": list(TERMINAL), ":dl": deadline}
     condition = "(#s = :pending OR #l.expiresAt < :now"
-    update = "SET #s = :running, #l = :lease, startedAt = if_not_exists(startedAt, :at)"
+    update = "SET #s = :running, #l = :lease, startedAt = if_not_exists(startedAt, :at), deadline = :dl"
     if token:
         condition += " OR #c.#t = :token"
         names["#t"] = "token"
@@ -166,7 +179,11 @@ def take_lease(run: dict, owner: str, token: str | None) -> None:
 
 
 def _owned_update(run: dict, owner: str, update: str, names: dict, values: dict) -> None:
-    """An update of the run that only the lease holder may make."""
+    """An update of the run that only the lease holder may make. One that renews the lease
+    (``:exp``) moves the run's ``deadline`` with it, so the scheduler leaves it alone."""
+    if ":exp" in values:
+        values = {**values, ":exp": lease_times()[0], ":dl": lease_times()[1]}
+        update += ", deadline = :dl"
     try:
         table("runs").update_item(
             Key={"accountId": run["accountId"], "runId": run["runId"]},
@@ -231,7 +248,7 @@ def finish_run(account_id: str, run_id: str, status: str, *, endpoints: list[dic
         table("runs").update_item(
             Key={"accountId": account_id, "runId": run_id},
             UpdateExpression="SET #s = :s, finishedAt = :f, records = :r, #b = :b, endpoints = :e, "
-                             "#err = :err, checkpoint = :null REMOVE #l",
+                             "#err = :err, checkpoint = :null REMOVE #l, activeState",
             ConditionExpression=f"attribute_exists(runId) AND NOT #s IN "
                                 f"({', '.join(f':d{i}' for i in range(len(TERMINAL)))})",
             ExpressionAttributeNames={"#s": "status", "#b": "bytes", "#err": "error", "#l": "lease"},
@@ -326,49 +343,6 @@ def mark_source_error(account_id: str, source_id: str) -> None:
         ConditionExpression="attribute_exists(sourceId) AND #s <> :paused",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":error": "error", ":paused": "paused", ":at": clock.iso()}))
-
-
-def owner_emails(account_id: str) -> list[str]:
-    memberships = table("users-accounts").query(
-        IndexName="account-index", KeyConditionExpression=Key("accountId").eq(account_id))["Items"]
-    emails = []
-    for member in memberships:
-        if member.get("role") != "owner":
-            continue
-        user = table("users").get_item(Key={"userId": member["userId"]}).get("Item")
-        if user and user.get("email") and user.get("status", "active") == "active":
-            emails.append(user["email"])
-    return emails
-
-
-def alert_owners(account_id: str, source_id: str, reason: str, *, run_id: str | None = None) -> bool:
-    """E-mail the account's owners, at most once a UTC day per source (a conditional write
-    on the source's ``lastAlertDay``). Answers whether mail went out."""
-    day = clock.now().strftime("%Y-%m-%d")
-    try:
-        table("sources").update_item(
-            Key={"accountId": account_id, "sourceId": source_id},
-            UpdateExpression="SET lastAlertDay = :d",
-            ConditionExpression="attribute_exists(sourceId) AND "
-                                "(attribute_not_exists(lastAlertDay) OR lastAlertDay <> :d)",
-            ExpressionAttributeValues={":d": day})
-    except ClientError as err:
-        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    source = source_store.get_source(account_id, source_id) or {}
-    name = source.get("name") or source_id
-    link = f"{os.environ.get('APP_URL', '').rstrip('/')}/sources/{source_id}"
-    text = (f"Hello,\n\nA backup of your source \"{name}\" did not complete.\n\n{reason}\n\n"
-            f"Open the source to check its credentials and runs: {link}\n\n"
-            f"You receive at most one such message per source per day.\n\nListBackup")
-    for to in owner_emails(account_id):
-        try:
-            mail.send(to, f"ListBackup: backup of {name} failed", text)
-        except Exception:   # noqa: BLE001 - a mail fault must not fail the run's bookkeeping
-            logger.exception("alert mail failed", extra={"accountId": account_id, "sourceId": source_id})
-    logger.info("owners alerted", extra={"accountId": account_id, "sourceId": source_id, "runId": run_id})
-    return True
 
 
 # =========================================================================== the backup
@@ -604,22 +578,31 @@ class Backup:
                 except StopIteration:
                     break
                 if index >= skip:
+                    parts_before = len(upload.parts)
                     upload.write_page(page)
                     if upload.committed_pages == upload.pages:   # a part was just cut here
                         self.commit_state = page_state
                     entry["records"], entry["bytes"] = upload.records, upload.raw_bytes
-                    if (index + 1) % PROGRESS_EVERY == 0:
+                    if len(upload.parts) > parts_before:
+                        # a worker killed from here on resumes after this part
+                        self._save_checkpoint(entry, upload)
+                    elif (index + 1) % PROGRESS_EVERY == 0:
                         renew_lease(run, self.owner, self.endpoints, *self.totals())
                 index += 1
         except ConnectorError as error:
             upload.abort()
+            self.upload = None
             entry["status"] = "failed"
             entry["error"] = error.message
             entry["records"] = entry["bytes"] = 0
             if error.kind == "auth":
                 self.fail(f"{error.message}: update the source's credentials", source_error=True)
                 return "failed-run"
-            renew_lease(run, self.owner, self.endpoints, *self.totals())
+            _owned_update(run, self.owner, "SET endpoints = :e, records = :r, #b = :b, checkpoint = :null, "
+                                           "#l.expiresAt = :exp",
+                          {"#b": "bytes"}, {":e": self.endpoints, ":r": self.totals()[0],
+                                            ":b": self.totals()[1], ":null": None,
+                                            ":exp": _now_epoch() + lease_seconds()})
             return "failed"
         finally:
             pages.close()
@@ -637,16 +620,30 @@ class Backup:
                                         ":exp": _now_epoch() + lease_seconds()})
         return "completed"
 
-    def _checkpoint(self, entry: dict, upload: GzipJsonLinesUpload) -> str:
+    def _save_checkpoint(self, entry: dict, upload: GzipJsonLinesUpload) -> str:
+        """Record what the uploaded parts hold (and renew the lease): a delivery after this
+        one - a follow-up message carrying the answered token, or a redelivery once this
+        worker's lease has expired because it was killed - continues after those parts.
+        The progress shown on the run is what is in the parts."""
         state = upload.committed
         token = uuid.uuid4().hex
-        entry["records"], entry["bytes"] = state["records"], state["bytes"]
         cursor = {"pages": state["pages"], "state": self.commit_state if state["pages"] else None}
         checkpoint = {"token": token, "endpoint": entry["name"], "cursor": cursor,
                       "uploadId": state["uploadId"], "parts": state["parts"],
                       "records": state["records"], "bytes": state["bytes"],
                       "storedBytes": state["storedBytes"]}
-        save_checkpoint(self.run, self.owner, checkpoint, self.endpoints, *self.totals())
+        shown = [dict(e, records=state["records"], bytes=state["bytes"]) if e is entry else e
+                 for e in self.endpoints]
+        records = sum(as_int(e.get("records")) for e in shown)
+        bytes_ = sum(as_int(e.get("bytes")) for e in shown)
+        save_checkpoint(self.run, self.owner, checkpoint, shown, records, bytes_)
+        self.upload_checkpointed = True
+        return token
+
+    def _checkpoint(self, entry: dict, upload: GzipJsonLinesUpload) -> str:
+        state = upload.committed
+        entry["records"], entry["bytes"] = state["records"], state["bytes"]
+        token = self._save_checkpoint(entry, upload)
         client("sqs").send_message(QueueUrl=os.environ["JOB_QUEUE_URL"], MessageBody=_json(
             {"accountId": self.account_id, "runId": self.run["runId"], "checkpoint": token}))
         logger.info("run checkpointed", extra={"accountId": self.account_id, "runId": self.run["runId"],
@@ -694,10 +691,11 @@ def process_message(body: dict, *, receive_count: int, owner: str, context: Any)
         logger.warning("lease lost; the run continues elsewhere", extra={"accountId": account_id, "runId": run_id})
         return "lost-lease"
     except Exception as error:
-        if backup.upload is not None and not backup.upload_checkpointed:
-            backup.upload.abort()      # a checkpointed upload is kept for the retry to resume
+        last = receive_count >= max_receives()
+        if backup.upload is not None and (last or not backup.upload_checkpointed):
+            backup.upload.abort()      # a checkpointed upload is kept for a retry to resume
         reason = f"The backup failed repeatedly ({type(error).__name__})"
-        if receive_count >= max_receives():
+        if last:
             logger.exception("run failed on its last receive", extra={"accountId": account_id, "runId": run_id})
             if backup.endpoints:
                 backup.fail(reason)

@@ -28,7 +28,8 @@ run found still carrying it is taken out of the index here). One Query
 ``activeState = "active" AND deadline < now`` finds the runs whose worker vanished. Each
 is failed with a conditional update (still pending/running, deadline unchanged - a worker
 that extended its deadline meanwhile wins), then the job's ``activeRunId`` is cleared
-(only if it still names that run) and its stats updated, and activity is written. A job
+(only if it still names that run) and its stats updated, activity is written and the
+account's owners are e-mailed (at most once a day per source, as for any failed run). A job
 skipped because of an active run also has that run checked directly, so a stuck run is
 caught even if it was written without ``activeState``.
 
@@ -47,6 +48,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from handlers.shared import activity, clock, runs, schedules
+from handlers.shared.alerts import alert_owners
 from handlers.shared.clients import table
 from handlers.shared.dynamo import transact
 from handlers.shared.http import ApiError
@@ -265,6 +267,12 @@ def fail_if_stuck(account_id: str, run_id: str, now: datetime) -> bool:
                     resource_type="run", resource_id=run_id, outcome="failure",
                     details={"jobId": job_id or "", "sourceId": run.get("sourceId") or "",
                              "status": "failed", "reason": reason})
+    if run.get("sourceId"):
+        try:
+            alert_owners(account_id, run["sourceId"], f"A backup failed: {reason}.", run_id=run_id)
+        except Exception:   # noqa: BLE001 - the run is failed either way; the mail is best effort
+            logger.exception("scheduler: alerting the owners failed",
+                             extra={"accountId": account_id, "runId": run_id})
     return True
 
 

@@ -380,3 +380,23 @@ def test_a_finished_run_still_in_the_active_index_leaves_it_and_is_not_failed(qu
 def test_the_no_scan_guard_itself_works(backend):
     with pytest.raises(AssertionError, match="must Query"):
         table("jobs").scan()
+
+
+def test_the_owners_are_mailed_once_a_day_when_the_scheduler_fails_a_stuck_run(queue_url):
+    from tests.handlers.conftest import sent_emails
+    from tests.handlers.test_sources_support import seed_tenant
+
+    owner, account, _ = seed_tenant("owner")
+    manual = {"frequency": "manual", "time": None, "dayOfWeek": None, "dayOfMonth": None}
+    job = seed_job(seed_source(account["accountId"]), schedule=manual)
+    run = runs.start_run(job["accountId"], job, trigger="manual", actor=owner["userId"])
+    make_running(run, clock.epoch(NOW) - 60)
+    assert scheduler.tick(NOW)["failedStuck"] == 1
+    [mail] = sent_emails()
+    assert mail["to"] == owner["email"] and "Stripe" in mail["subject"]
+    assert "the backup worker stopped responding" in mail["text"]
+    # a second stuck run of the same source that day fails without a second mail
+    run = runs.start_run(job["accountId"], job_row(job), trigger="manual", actor=owner["userId"])
+    make_running(run, clock.epoch(NOW) - 60)
+    assert scheduler.tick(NOW)["failedStuck"] == 1
+    assert len(sent_emails()) == 1

@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -555,3 +556,132 @@ def test_a_fault_after_a_resume_keeps_the_checkpoint_and_the_retry_resumes(strip
     assert run["status"] == "completed"
     assert object_lines(t.key(run_id, "customers"))[0] == stripe.data["customers"]
     assert object_lines(t.key(run_id, "charges"))[0] == stripe.data["charges"]
+
+
+class Killed(BaseException):
+    """The process dies here: nothing after this point runs (no handler, no cleanup)."""
+
+
+def test_a_worker_killed_mid_run_resumes_after_its_last_uploaded_part_without_duplicates(stripe, queue, monkeypatch):
+    # ~3 KB of incompressible text per record, 100 per page: a 5 MiB part every ~18 pages
+    stripe.data = {"customers": make_records("cus", 4000, blob=2300), "charges": make_records("ch", 3)}
+    t = Tenant()
+    run_id = t.new_run()
+    from handlers.jobs import backup
+    real_next = backup.Prefetch.next
+    calls = {"n": 0}
+
+    def dies_on_page_30(self):
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise Killed()
+        return real_next(self)
+
+    monkeypatch.setattr(backup.Prefetch, "next", dies_on_page_30)
+    with pytest.raises(Killed):
+        deliver(t.message(run_id))
+    monkeypatch.setattr(backup.Prefetch, "next", real_next)
+    run = t.run(run_id)
+    checkpoint = run["checkpoint"]
+    assert run["status"] == "running" and checkpoint["endpoint"] == "customers"
+    assert len(checkpoint["parts"]) == 1 and checkpoint["records"] == checkpoint["cursor"]["pages"] * 100
+    assert follow_ups(queue) == []                     # a killed worker sends nothing
+    # the scheduler leaves it alone until the lease, then SQS's redelivery, are overdue
+    assert int(run["deadline"]) == int(run["lease"]["expiresAt"]) + 6000
+    # SQS redelivers the original message; while the dead worker's lease lasts it waits
+    before = dict(stripe.pages_served)
+    assert deliver(t.message(run_id), receives=2) == OK
+    assert t.run(run_id)["status"] == "running" and stripe.pages_served == before
+    table("runs").update_item(Key={"accountId": t.account_id, "runId": run_id},
+                              UpdateExpression="SET lease.expiresAt = :e",
+                              ExpressionAttributeValues={":e": clock.epoch() - 1})
+    assert deliver(t.message(run_id), receives=3) == OK
+    run = t.run(run_id)
+    assert run["status"] == "completed", run.get("error")
+    assert "activeState" not in run                    # out of the scheduler's stuck-run index
+    lines, raw = object_lines(t.key(run_id, "customers"))
+    assert lines == stripe.data["customers"]           # nothing lost, nothing twice
+    assert file_row(t, t.key(run_id, "customers"))["records"] == 4000
+    assert file_row(t, t.key(run_id, "customers"))["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert object_lines(t.key(run_id, "charges"))[0] == stripe.data["charges"]
+    assert run["records"] == 4003
+    # the second worker continued after the uploaded part instead of starting over
+    pages = len(stripe.data["customers"]) // 100
+    assert stripe.pages_served["customers"] - before["customers"] == pages - checkpoint["cursor"]["pages"]
+    assert boto3.client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_on_the_last_receive_a_kept_upload_is_aborted_with_the_run_failed(stripe, queue, monkeypatch):
+    stripe.data = {"customers": make_records("cus", 3000, blob=2300), "charges": make_records("ch", 3)}
+    t = Tenant()
+    run_id = t.new_run()
+    from handlers.jobs import backup
+    real_next = backup.Prefetch.next
+    calls = {"n": 0}
+
+    def breaks_after_a_part(self):
+        calls["n"] += 1
+        if calls["n"] >= 25:
+            raise RuntimeError("the platform connection broke")
+        return real_next(self)
+
+    monkeypatch.setattr(backup.Prefetch, "next", breaks_after_a_part)
+    assert len(deliver(t.message(run_id), receives=4)["batchItemFailures"]) == 1
+    kept = t.run(run_id)["checkpoint"]["uploadId"]
+    assert [u["UploadId"] for u in boto3.client("s3").list_multipart_uploads(Bucket=BUCKET)["Uploads"]] == [kept]
+    assert len(deliver(t.message(run_id), receives=5)["batchItemFailures"]) == 1
+    run = t.run(run_id)
+    assert run["status"] == "failed" and "failed repeatedly" in run["error"]
+    assert boto3.client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_a_message_failing_every_receive_ends_in_the_dead_letter_queue_with_its_run_failed(stripe, monkeypatch):
+    """Through real SQS semantics (moto): a queue with a 1 s visibility timeout and a redrive
+    policy of 3 receives, polled by offline mode's event source mapping, as AWS would."""
+    from offline.model import Queue, QueueMapping
+    from offline.runtime import Invocation
+    from offline.triggers import QueuePoller
+
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.create_queue(QueueName="jobs-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName="jobs", Attributes={
+        "VisibilityTimeout": "1",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    monkeypatch.setenv("JOB_QUEUE_URL", url)
+    monkeypatch.setenv("MAX_RECEIVES", "3")
+    stripe.data = {"customers": make_records("cus", 10), "charges": make_records("ch", 5)}
+    t = Tenant()
+    run_id = t.new_run()
+    from handlers.jobs import backup, worker
+
+    def s3_down(*args, **kwargs):
+        raise RuntimeError("S3 is unavailable")
+
+    monkeypatch.setattr(backup, "stored_sha256", s3_down)
+
+    def invoke(function: str, event: dict) -> Invocation:
+        return Invocation(ok=True, result=worker.handler(event, Context()))
+
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(t.message(run_id)))
+    poller = QueuePoller(QueueMapping(queue="jobs", function="worker", batch_size=1, report_failures=True),
+                         Queue(name="jobs", arn=arn, url=url, visibility_timeout=1, dead_letter="jobs-dlq",
+                               max_receives=3), url, sqs, invoke, log=lambda line: None)
+    poller.start()
+    try:
+        landed = []
+        for _ in range(120):
+            landed = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=0).get("Messages", [])
+            if landed:
+                break
+            time.sleep(0.25)
+    finally:
+        poller.request_stop()
+        poller.stop()
+    assert landed and json.loads(landed[0]["Body"])["runId"] == run_id
+    run = t.run(run_id)
+    assert run["status"] == "failed" and "failed repeatedly" in run["error"]
+    assert "lease" not in run and "activeRunId" not in t.job()
+    assert [m["subject"] for m in sent_emails()] == ["ListBackup: backup of Stripe live failed"]
+    assert boto3.client("s3").list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
