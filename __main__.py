@@ -8,13 +8,16 @@ import pulumi
 
 from components.account import AccountService
 from components.activity import ActivityService
+from components.analytics import AnalyticsService
 from components.api import ApiArgs, ApiService
 from components.auth import AuthService
 from components.billing import BillingArgs, BillingService
 from components.core import CoreArgs, CoreService
+from components.data import DataArgs, DataService
 from components.identity import IdentityInputs
 from components.integrations import IntegrationsService
 from components.jobs import JobsArgs, JobsService
+from components.observability import ApiStage
 from components.sources import ConnectorInputs, SourcesService
 from components.settings import Settings
 from components.system import SystemArgs, SystemService
@@ -40,19 +43,36 @@ connectors = ConnectorInputs(
 sources = SourcesService("sources", connectors)
 jobs = JobsService("jobs", JobsArgs(connectors=connectors, job_queue=core.queues["job"],
                                     bucket=core.bucket, sender=core.sender_identity))
+data = DataService("data", DataArgs(connectors=connectors, data_queue=core.queues["data"],
+                                    bucket=core.bucket, sender=core.sender_identity))
 account = AccountService("account", IdentityInputs(
     platform=core.platform, api=api.attachment,
     tables={**core.tables, **api.tables, **auth.tables}, parameters=core.parameters,
     sender=core.sender_identity))
 activity = ActivityService("activity", identity)
-tables = {**core.tables, **api.tables, **auth.tables, **account.tables}
+analytics = AnalyticsService("analytics", identity)
+# billing owns tables too: built before system, whose status checks every table
+billing = BillingService("billing", BillingArgs(
+    platform=core.platform, api=api.attachment, tables=core.tables,
+    cursor_secret=core.parameters["cursor-secret"], stripe_parameters=core.stripe_parameters))
+tables = {**core.tables, **api.tables, **auth.tables, **account.tables, **data.tables,
+          **billing.tables}
+integrations = IntegrationsService("integrations", connectors)
+# system comes last: its alarms and dashboard watch every function built before it
 system = SystemService("system", SystemArgs(
     platform=core.platform, api=api.attachment,
     tables=list(tables.values()), bucket=core.bucket,
     queues=[q for queue in core.queues.values() for q in (queue.queue, queue.dead_letter)],
+    functions=dict(core.platform.functions), authorizer=api.authorizer_function,
+    work_queues={kind: q.queue for kind, q in core.queues.items()},
+    dead_letter_queues={kind: q.dead_letter for kind, q in core.queues.items()},
+    api_stage=ApiStage(api_id=api.api.id, stage=api.stage.name),
 ))
-billing = BillingService("billing", BillingArgs(platform=core.platform, api=api.attachment))
-integrations = IntegrationsService("integrations", connectors)
+
+# Every function is declared: the promotion gate may compare digests (main only).
+core.gate.seal()
+if core.gate.enabled:
+    pulumi.export("promotion", core.gate.verdict())
 
 pulumi.export("stage", settings.stage)
 # The base URL clients use: https://<domain>/v2, or the execute-api URL without a prefix.

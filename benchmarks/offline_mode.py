@@ -29,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures here (benchmarks/run_all.py)")
     args = parser.parse_args()
 
     from tests.e2e.harness import OfflineServer
@@ -71,6 +72,13 @@ def main() -> None:
     print(f"  handler in-process  : p50 {percentile(direct, 50):7.2f} ms   p99 {percentile(direct, 99):7.2f} ms")
     print(f"  added by the gateway: p50 {percentile(through, 50) - percentile(direct, 50):7.2f} ms   "
           f"p99 {percentile(through, 99) - percentile(direct, 99):7.2f} ms")
+    if args.json:
+        import json
+        args.json.write_text(json.dumps({
+            "startup_median_s": statistics.median(startups), "startup_max_s": max(startups),
+            "requests": args.requests,
+            "gateway_p50_ms": percentile(through, 50), "gateway_p99_ms": percentile(through, 99),
+            "direct_p50_ms": percentile(direct, 50), "direct_p99_ms": percentile(direct, 99)}))
 
 
 if __name__ == "__main__":

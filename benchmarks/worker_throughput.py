@@ -12,7 +12,7 @@ on the fly), and for each measurement a fresh child process that runs either
   object -> files row -> run finished), or
 - ``baseline``: the same paging engine fetching the same pages and doing nothing with them.
 
-Each child reports records/s and its own peak RSS (``ru_maxrss``). Targets: worker
+Each child reports records/s and its own peak RSS (``VmHWM``, which starts afresh at exec). Targets: worker
 throughput >= 0.8 x baseline; worker peak RSS at 100,000 records within 10% of 10,000.
 """
 
@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.support import LambdaContext, free_port, peak_rss_mb, wait_port  # noqa: E402
 
 PREFIX = "listbackup-bench-"
 BUCKET = "listbackup-data-bench"
@@ -88,17 +88,6 @@ def serve(port_file: str) -> None:
 
 # ----------------------------------------------------------------------------- children
 
-class Context:
-    function_name = "listbackup-jobs-bench-worker"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:listbackup-jobs-bench-worker"
-
-    def __init__(self):
-        self.aws_request_id = uuid.uuid4().hex
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
 
 def child(mode: str, account_id: str, run_id: str, source_id: str, endpoint: str) -> None:
     if mode == "worker":
@@ -113,10 +102,10 @@ def child(mode: str, account_id: str, run_id: str, source_id: str, endpoint: str
         if os.environ.get("BENCH_PROFILE"):
             import cProfile, pstats
             prof = cProfile.Profile()
-            result = prof.runcall(worker.handler, event, Context())
+            result = prof.runcall(worker.handler, event, LambdaContext("listbackup-jobs-bench-worker", 1024))
             pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
         else:
-            result = worker.handler(event, Context())
+            result = worker.handler(event, LambdaContext("listbackup-jobs-bench-worker", 1024))
         seconds = time.perf_counter() - t0
         from handlers.jobs.backup import get_run
         run = get_run(account_id, run_id)
@@ -136,26 +125,12 @@ def child(mode: str, account_id: str, run_id: str, source_id: str, endpoint: str
             records += len(page)
         seconds = time.perf_counter() - t0
     print(json.dumps({"records": records, "seconds": seconds,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "rss_mb": peak_rss_mb()}))
 
 
 # ----------------------------------------------------------------------------- orchestration
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def setup(env: dict) -> None:
@@ -214,6 +189,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per size and mode (best kept)")
     parser.add_argument("--child", nargs=5, metavar=("MODE", "ACCOUNT", "RUN", "SOURCE", "ENDPOINT"))
     parser.add_argument("--serve", metavar="PORT_FILE")
+    parser.add_argument("--json", type=Path, help="also write the figures here (benchmarks/run_all.py)")
     args = parser.parse_args()
     if args.serve:
         return serve(args.serve)
@@ -232,8 +208,8 @@ def main() -> None:
         port_file = f"/tmp/worker-bench-{os.getpid()}.port"
         procs.append(subprocess.Popen([sys.executable, __file__, "--serve", port_file], cwd=ROOT))
         wait_port(moto_port)
-        while not Path(port_file).exists():
-            time.sleep(0.05)
+        while not (Path(port_file).exists() and Path(port_file).read_text().strip()):
+            time.sleep(0.05)        # the server writes its port once it listens
         platform_port = int(Path(port_file).read_text())
         wait_port(platform_port)
         env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
@@ -274,6 +250,8 @@ def main() -> None:
             small, large = min(args.sizes), max(args.sizes)
             growth = results[(large, "worker")]["rss_mb"] / results[(small, "worker")]["rss_mb"] - 1
             print(f"worker peak RSS at {large} vs {small} records: {growth * 100:+.1f}% (target within 10%)")
+        if args.json:
+            args.json.write_text(json.dumps({f"{size}/{mode}": got for (size, mode), got in results.items()}))
     finally:
         for proc in procs:
             proc.terminate()

@@ -131,9 +131,19 @@ class ApiService(pulumi.ComponentResource):
             self.certificate_validation_records = certificate.domain_validation_options.apply(
                 lambda options: [{"name": o.resource_record_name, "type": o.resource_record_type,
                                   "value": o.resource_record_value} for o in options])
+            validation_fqdns = None
+            if settings.hosted_zone_id:
+                # the zone is ours: create the validation record, so ACM issues at once
+                option = certificate.domain_validation_options[0]
+                record = aws.route53.Record(
+                    "api-certificate-record", zone_id=settings.hosted_zone_id,
+                    name=option.resource_record_name, type=option.resource_record_type,
+                    records=[option.resource_record_value], ttl=300, allow_overwrite=True,
+                    opts=child)
+                validation_fqdns = [record.fqdn]
             certificate_arn = aws.acm.CertificateValidation(
                 "api-certificate-validation", certificate_arn=certificate.arn,
-                opts=child).certificate_arn
+                validation_record_fqdns=validation_fqdns, opts=child).certificate_arn
         domain = aws.apigatewayv2.DomainName(
             "api-domain", domain_name=settings.domain,
             domain_name_configuration={"certificate_arn": certificate_arn,
@@ -142,4 +152,13 @@ class ApiService(pulumi.ComponentResource):
             opts=child)
         aws.apigatewayv2.ApiMapping("api-mapping", api_id=self.api.id, domain_name=domain.id,
                                     stage=self.stage.id, api_mapping_key=BASE_PATH, opts=child)
+        if settings.hosted_zone_id:
+            # the domain's alias to the API's regional endpoint
+            configuration = domain.domain_name_configuration
+            aws.route53.Record(
+                "api-alias", zone_id=settings.hosted_zone_id, name=settings.domain, type="A",
+                aliases=[{"name": configuration.target_domain_name,
+                          "zone_id": configuration.hosted_zone_id,
+                          "evaluate_target_health": False}],
+                opts=child)
         return domain

@@ -14,9 +14,11 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components import packaging
+from components.adoption import adopted, queue_import_id
 from components.functions import (CONSUMER_TIMEOUTS, FunctionSpec, Platform, Statement,
                                   build_function)
 from components.naming import Names
+from components.promotion import PromotionGate
 from components.settings import Settings
 from components.tables import CORE_TABLES, build_table
 from handlers.shared.plans import RETENTION_TAG, retention_days
@@ -27,6 +29,7 @@ VISIBILITY_FACTOR = 6                   # a queue's visibility timeout: 6x its c
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: time to look and redrive
 EXPORT_EXPIRY_DAYS = 7
 STALE_UPLOAD_DAYS = 7
+DKIM_TOKENS = 3                         # Easy DKIM's CNAME records per domain
 UNCONFIGURED = "unconfigured"
 INDEX_EVENTS = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:LifecycleExpiration:*"]
 
@@ -84,20 +87,28 @@ class CoreService(pulumi.ComponentResource):
 
         self.parameters = self._parameters()
         self.oauth_parameters = self._oauth_parameters()
+        self.stripe_parameters = self._stripe_parameters()
         # The stage's sender address; SES mails it a verification link on creation.
         self.sender_identity = aws.sesv2.EmailIdentity(
             "ses-sender", email_identity=settings.ses_from_email, opts=child)
+        self.sender_domain = self._sender_domain() if settings.hosted_zone_id else None
 
         layer_artifact = packaging.build_layer()
+        artifacts = {"layer": layer_artifact.sha256}
+        # main runs only code its upstream stage has run: every function's code and the
+        # layer's wait on this gate (sealed at the end of __main__.py)
+        self.gate = PromotionGate(settings.promote_from, allow_unpromoted=settings.allow_unpromoted,
+                                  artifacts=artifacts, opts=child)
         self.layer = aws.lambda_.LayerVersion(
-            "runtime-layer", layer_name=names.layer, code=pulumi.FileArchive(str(layer_artifact.path)),
+            "runtime-layer", layer_name=names.layer,
+            code=self.gate.guard(pulumi.FileArchive(str(layer_artifact.path))),
             compatible_runtimes=["python3.12"], compatible_architectures=["arm64"],
             description="ListBackup Lambda runtime requirements (pure Python)", opts=child)
         self.platform = Platform(
             settings=settings, names=names, layer_arn=self.layer.arn,
             environment={"STAGE": settings.stage, "DYNAMODB_TABLE_PREFIX": names.table_prefix,
                          "S3_BUCKET": self.bucket.bucket, "API_VERSION": "v2"},
-            artifacts={"layer": layer_artifact.sha256})
+            artifacts=artifacts, gate=self.gate)
 
         self.file_indexer = self._file_indexer()
 
@@ -113,7 +124,8 @@ class CoreService(pulumi.ComponentResource):
     def _data_bucket(self, opts: pulumi.ResourceOptions) -> aws.s3.Bucket:
         s = self._settings
         bucket = aws.s3.Bucket("data-bucket", bucket=self.names.data_bucket,
-                               force_destroy=s.force_destroy, opts=opts)
+                               force_destroy=s.force_destroy,
+                               opts=adopted(s, "bucket", self.names.data_bucket, opts))
         child = pulumi.ResourceOptions(parent=self)
         aws.s3.BucketVersioning("data-bucket-versioning", bucket=bucket.id,
                                 versioning_configuration={"status": "Enabled"}, opts=child)
@@ -169,17 +181,24 @@ class CoreService(pulumi.ComponentResource):
 
     def _queue(self, kind: str) -> Queue:
         child = pulumi.ResourceOptions(parent=self)
+        s = self._settings
+
+        def adopt(name: str) -> pulumi.ResourceOptions | None:
+            if not s.adopts("queues", name):
+                return child
+            return adopted(s, "queues", name, child, queue_import_id(s, name))
+
         dead_letter = aws.sqs.Queue(
             f"{kind}-dlq", name=self.names.dead_letter_queue(kind),
             message_retention_seconds=DLQ_RETENTION_SECONDS, sqs_managed_sse_enabled=True,
-            opts=child)
+            opts=adopt(self.names.dead_letter_queue(kind)))
         queue = aws.sqs.Queue(
             f"{kind}-queue", name=self.names.queue(kind),
             visibility_timeout_seconds=VISIBILITY_FACTOR * CONSUMER_TIMEOUTS[kind],
             sqs_managed_sse_enabled=True,
             redrive_policy=dead_letter.arn.apply(lambda arn: json.dumps(
                 {"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVES})),
-            opts=child)
+            opts=adopt(self.names.queue(kind)))
         return Queue(queue, dead_letter)
 
     def _index_notifications(self) -> None:
@@ -216,20 +235,20 @@ class CoreService(pulumi.ComponentResource):
                                               opts=child)
             value = pulumi.Output.secret(pulumi.Output.all(configured, generated.result).apply(
                 lambda v: v[0] or v[1]))
-            params[key] = aws.ssm.Parameter(
+            params[key] = self._ssm_parameter(
                 f"param-{key}", name=names.parameter(key), type="SecureString", value=value,
                 description=f"HS256 secret ({key}) of stage {s.stage}", opts=child)
         # Signs pagination cursors; generated, never configured, rotated by replacing it.
         cursor = random.RandomPassword("cursor-secret-generated", length=64, special=False,
                                        opts=child)
-        params["cursor-secret"] = aws.ssm.Parameter(
+        params["cursor-secret"] = self._ssm_parameter(
             "param-cursor-secret", name=names.parameter("cursor-secret"), type="SecureString",
             value=cursor.result, description=f"Pagination cursor key of stage {s.stage}",
             opts=child)
-        params["cors-origin"] = aws.ssm.Parameter(
+        params["cors-origin"] = self._ssm_parameter(
             "param-cors-origin", name=names.parameter("cors-origin"), type="String",
             value=",".join(s.cors_origins) or "none", opts=child)
-        params["ses-from-email"] = aws.ssm.Parameter(
+        params["ses-from-email"] = self._ssm_parameter(
             "param-ses-from-email", name=names.parameter("ses-from-email"), type="String",
             value=s.ses_from_email, opts=child)
         return params
@@ -255,16 +274,61 @@ class CoreService(pulumi.ComponentResource):
         for platform_id, platform in sorted(CATALOG.items()):
             if platform.oauth is None:
                 continue
-            client_id = aws.ssm.Parameter(
+            client_id = self._ssm_parameter(
                 f"param-oauth-{platform_id}-client-id", type="String",
                 name=names.parameter(f"oauth/{platform_id}/client-id"),
                 value=pick(platform_id, "clientId"), opts=child)
-            client_secret = aws.ssm.Parameter(
+            client_secret = self._ssm_parameter(
                 f"param-oauth-{platform_id}-client-secret", type="SecureString",
                 name=names.parameter(f"oauth/{platform_id}/client-secret"),
                 value=pulumi.Output.secret(pick(platform_id, "clientSecret")), opts=child)
             out[platform_id] = (client_id, client_secret)
         return out
+
+    def _stripe_parameters(self) -> dict[str, aws.ssm.Parameter]:
+        """Billing's Stripe secret key and webhook signing secret, read by the billing
+        function at runtime. Left unset in the stack they hold "unconfigured", which billing
+        answers with 503."""
+        s, names = self._settings, self.names
+        child = pulumi.ResourceOptions(parent=self)
+        out = {}
+        for key, configured, what in (
+                ("stripe-secret-key", s.stripe_secret_key, "Stripe secret API key"),
+                ("stripe-webhook-secret", s.stripe_webhook_secret, "Stripe webhook signing secret")):
+            value = pulumi.Output.secret(pulumi.Output.from_input(configured or "").apply(
+                lambda v: v or UNCONFIGURED))
+            out[key] = self._ssm_parameter(
+                f"param-{key}", name=names.parameter(key), type="SecureString", value=value,
+                description=f"{what} of stage {s.stage}", opts=child)
+        return out
+
+    def _ssm_parameter(self, resource_name: str, *, name: str, opts: pulumi.ResourceOptions,
+                       **kwargs) -> aws.ssm.Parameter:
+        # an adopted parameter is imported, and keeps the value it holds until overwritten
+        return aws.ssm.Parameter(resource_name, name=name, opts=adopted(
+            self._settings, "parameters", name, opts), **kwargs)
+
+    # ------------------------------------------------------------ e-mail domain
+
+    def _sender_domain(self) -> aws.sesv2.EmailIdentity:
+        """The sender's domain as an SES identity with Easy DKIM (2048-bit keys), and its
+        three DKIM CNAME records in the stage's hosted zone, so mail from the stage is signed
+        and deliverable. The zone must hold the sender's domain."""
+        s = self._settings
+        child = pulumi.ResourceOptions(parent=self)
+        domain = s.ses_from_email.rpartition("@")[2].lower()
+        identity = aws.sesv2.EmailIdentity(
+            "ses-domain", email_identity=domain,
+            dkim_signing_attributes={"next_signing_key_length": "RSA_2048_BIT"}, opts=child)
+        tokens = identity.dkim_signing_attributes.apply(lambda a: list((a or {}).get("tokens") or []))
+        for n in range(DKIM_TOKENS):   # Easy DKIM always gives three
+            token = tokens.apply(lambda t, n=n: t[n] if len(t) > n else "pending")
+            aws.route53.Record(
+                f"ses-dkim-{n}", zone_id=s.hosted_zone_id, type="CNAME", ttl=1800,
+                name=token.apply(lambda t: f"{t}._domainkey.{domain}"),
+                records=[token.apply(lambda t: f"{t}.dkim.amazonses.com")],
+                allow_overwrite=True, opts=child)
+        return identity
 
     # ------------------------------------------------------------ file indexer
 
@@ -282,7 +346,8 @@ class CoreService(pulumi.ComponentResource):
                 Statement(["s3:ListBucket"], [self.bucket.arn]),
                 # the row's counted bytes and the account's storage change together
                 Statement(["dynamodb:GetItem", "dynamodb:UpdateItem"], [files.arn]),
-                Statement(["dynamodb:UpdateItem"], [self.tables["accounts"].arn]),
+                Statement(["dynamodb:UpdateItem"], [self.tables["accounts"].arn,
+                                                    self.tables["analytics"].arn]),
                 Statement(["sqs:ReceiveMessage", "sqs:DeleteMessage",
                            "sqs:GetQueueAttributes"], [index.arn]),
             ],

@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
 from components import packaging
+from components.adoption import adopted
 from components.naming import Names
+from components.promotion import PromotionGate
 from components.settings import Settings
 from handlers.shared.routing import Route
 
@@ -70,6 +72,14 @@ class Platform:
     environment: dict[str, pulumi.Input[str]]
     # ``{service}/{function}`` and ``layer`` -> sha256 of the zip; exported as ``artifacts``.
     artifacts: dict[str, str] = field(default_factory=dict)
+    # ``{service}/{function}`` -> every function built so far, in build order: what the
+    # system service's alarms and dashboard watch.
+    functions: dict[str, "BuiltFunction"] = field(default_factory=dict)
+    # The promotion gate every function's code waits on (None: this stage has no gate).
+    gate: PromotionGate | None = None
+
+    def guard(self, code: Any) -> Any:
+        return self.gate.guard(code) if self.gate is not None else code
 
 
 @dataclass(frozen=True)
@@ -154,7 +164,8 @@ def build_function(parent: pulumi.Resource, platform: Platform, service: str,
     # Created before the function, so Lambda never creates it without a retention.
     log_group = aws.cloudwatch.LogGroup(
         f"{label}-logs", name=names.log_group(function_name),
-        retention_in_days=settings.log_retention_days, opts=child)
+        retention_in_days=settings.log_retention_days,
+        opts=adopted(settings, "logGroups", names.log_group(function_name), child))
     role = aws.iam.Role(f"{label}-role", assume_role_policy=_ASSUME_LAMBDA,
                         description=f"Runs {function_name}", opts=child)
     statements = [
@@ -171,7 +182,7 @@ def build_function(parent: pulumi.Resource, platform: Platform, service: str,
         runtime=RUNTIME,
         architectures=[ARCHITECTURE],
         handler=f"{spec.entry.replace('.', '/')}.handler",
-        code=pulumi.FileArchive(str(artifact.path)),
+        code=platform.guard(pulumi.FileArchive(str(artifact.path))),
         layers=[platform.layer_arn],
         memory_size=spec.memory or settings.lambda_memory,
         timeout=spec.timeout,
@@ -191,7 +202,9 @@ def build_function(parent: pulumi.Resource, platform: Platform, service: str,
         aws.lambda_.ProvisionedConcurrencyConfig(
             f"{label}-warm", function_name=function.name, qualifier=alias.name,
             provisioned_concurrent_executions=spec.provisioned_concurrency, opts=child)
-    return BuiltFunction(spec, function, role, log_group, artifact, alias)
+    built = BuiltFunction(spec, function, role, log_group, artifact, alias)
+    platform.functions[f"{service}/{spec.name}"] = built
+    return built
 
 
 def allow_api_gateway(parent: pulumi.Resource, resource_name: str, built: BuiltFunction,

@@ -34,6 +34,8 @@ class JobsService(pulumi.ComponentResource):
         queue = args.job_queue
         child = pulumi.ResourceOptions(parent=self)
         enqueue = Statement(["sqs:SendMessage"], [queue.arn])
+        # whoever ends a run counts it in the analytics, in the same transaction
+        count_runs = table_statement(["dynamodb:UpdateItem"], t["analytics"])
         base_env = {**c.environment(), "JOB_QUEUE_URL": queue.url}
 
         self.api = build_function(self, c.platform, SERVICE, FunctionSpec(
@@ -50,6 +52,7 @@ class JobsService(pulumi.ComponentResource):
                 # the plan's job limit: the account's counter and the job agree
                 table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem",
                                  "dynamodb:ConditionCheckItem"], t["accounts"]),
+                count_runs,
                 enqueue,
                 *c.activity_statements(),
             ]))
@@ -81,6 +84,7 @@ class JobsService(pulumi.ComponentResource):
                 table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"],
                                 t["runs"], t["jobs"], t["sources"], t["accounts"]),
                 table_statement(["dynamodb:UpdateItem"], t["files"]),
+                count_runs,
                 *alert_statements,
                 Statement(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                            "sqs:SendMessage"], [queue.arn]),
@@ -103,6 +107,7 @@ class JobsService(pulumi.ComponentResource):
                 table_statement(["dynamodb:GetItem"], t["accounts"]),
                 table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"], t["sources"]),
                 *alert_statements,
+                count_runs,
                 enqueue,
                 *c.activity_statements(),
             ]))

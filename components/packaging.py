@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import json
 import os
 import re
 import tempfile
@@ -70,6 +71,7 @@ def build_bundle(entry: str, label: str, root: Path = ROOT, out_dir: Path | None
     for name in handler_modules(entry, root):
         path = _module_path(name, root)
         files[str(path.relative_to(root)).replace(os.sep, "/")] = path.read_bytes()
+    _save_imports_cache()
     return _write_zip(files, (out_dir or BUILD_DIR / "bundles") / f"{label}.zip")
 
 
@@ -83,13 +85,54 @@ def _module_path(name: str, root: Path) -> Path | None:
     return None
 
 
-def _imports_of(name: str, path: Path, root: Path) -> list[str]:
+# What each module imports depends only on its name and its bytes: parsing is most of a
+# bundle's build, so it is cached by content, in memory and in ``.build/imports.json`` (an
+# evaluation is a fresh process under `pulumi up`). A stale or foreign entry is harmless: a
+# changed file has another digest, and the candidates are still checked on disk below.
+IMPORTS_CACHE = BUILD_DIR / "imports.json"
+_imports_cache: dict[str, list[list[str]]] | None = None
+_imports_dirty = False
+
+
+def _cached_candidates(name: str, source: bytes, path: Path) -> list[list[str]]:
+    global _imports_cache, _imports_dirty
+    if _imports_cache is None:
+        try:
+            _imports_cache = json.loads(IMPORTS_CACHE.read_text())
+        except (OSError, ValueError):
+            _imports_cache = {}
+    key = hashlib.sha256(name.encode() + b"\0" + path.name.encode() + b"\0" + source).hexdigest()
+    hit = _imports_cache.get(key)
+    if hit is None:
+        hit = _candidates(name, source, path)
+        _imports_cache[key] = hit
+        _imports_dirty = True
+    return hit
+
+
+def _save_imports_cache() -> None:
+    global _imports_dirty
+    if not _imports_dirty or _imports_cache is None:
+        return
+    try:
+        IMPORTS_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=IMPORTS_CACHE.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_imports_cache, fh)
+        os.replace(tmp, IMPORTS_CACHE)
+        _imports_dirty = False
+    except OSError:
+        pass        # a cache: never a reason to fail a build
+
+
+def _candidates(name: str, source: bytes, path: Path) -> list[list[str]]:
+    """Each import statement's module and the names it imports from it."""
     is_package = path.name == "__init__.py"
     package = name if is_package else name.rpartition(".")[0]
-    found = []
-    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+    found: list[list[str]] = []
+    for node in ast.walk(ast.parse(source, str(path))):
         if isinstance(node, ast.Import):
-            found += [a.name for a in node.names]
+            found += [[a.name] for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -97,10 +140,16 @@ def _imports_of(name: str, path: Path, root: Path) -> list[str]:
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            found.append(module)
-            # ``from handlers.shared import files`` imports a submodule by that name
-            found += [f"{module}.{a.name}" for a in node.names
-                      if _module_path(f"{module}.{a.name}", root)]
+            found.append([module, *(a.name for a in node.names)])
+    return found
+
+
+def _imports_of(name: str, path: Path, root: Path) -> list[str]:
+    found = []
+    for module, *names in _cached_candidates(name, path.read_bytes(), path):
+        found.append(module)
+        # ``from handlers.shared import files`` imports a submodule by that name
+        found += [f"{module}.{n}" for n in names if _module_path(f"{module}.{n}", root)]
     return [m for m in found if _module_path(m, root)]
 
 

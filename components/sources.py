@@ -81,6 +81,8 @@ class SourcesService(pulumi.ComponentResource):
                 table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                  "dynamodb:Query", "dynamodb:ConditionCheckItem"],
                                 t["runs"], t["jobs"], indexes=True),
+                # a run that cannot be queued ends failed, counted in the analytics
+                table_statement(["dynamodb:UpdateItem"], t["analytics"]),
                 Statement(["sqs:SendMessage"], [args.job_queue.arn]),
                 args.kms_statement(["kms:Encrypt", "kms:Decrypt"]),
                 *args.activity_statements(),

@@ -1,15 +1,18 @@
-"""The system service: public health and the authenticated deep status of the stage."""
+"""The system service: public health and the authenticated deep status of the stage, and
+the stage's alarms and dashboard (``components/observability.py``), which watch every
+function, queue and dead-letter queue and the HTTP API - so the program builds it last."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
-from components.functions import (ApiAttachment, FunctionSpec, Platform, Statement,
-                                  attach_routes, build_function)
+from components.functions import (ApiAttachment, BuiltFunction, FunctionSpec, Platform,
+                                  Statement, attach_routes, build_function)
+from components.observability import ApiStage, Observability, ObservabilityArgs
 from handlers.routes import routes_of
 
 SERVICE = "system"
@@ -23,6 +26,14 @@ class SystemArgs:
     tables: Sequence[aws.dynamodb.Table] = ()
     bucket: aws.s3.Bucket | None = None
     queues: Sequence[aws.sqs.Queue] = field(default_factory=tuple)
+    # What the alarms and the dashboard watch (this service's own function is added):
+    # every function keyed "{service}/{function}", the authorizer among them, the work
+    # queues and dead-letter queues by kind, and the HTTP API's stage.
+    functions: Mapping[str, BuiltFunction] = field(default_factory=dict)
+    authorizer: BuiltFunction | None = None
+    work_queues: Mapping[str, aws.sqs.Queue] = field(default_factory=dict)
+    dead_letter_queues: Mapping[str, aws.sqs.Queue] = field(default_factory=dict)
+    api_stage: ApiStage | None = None
 
 
 class SystemService(pulumi.ComponentResource):
@@ -44,7 +55,15 @@ class SystemService(pulumi.ComponentResource):
             }))
         self.routes = (attach_routes(self, SERVICE, self.api, routes_of(SERVICE), args.api)
                        if args.api else [])
-        self.register_outputs({"apiFunction": self.api.function.name})
+        settings = args.platform.settings
+        self.observability = Observability(self, ObservabilityArgs(
+            names=args.platform.names, region=settings.region, alarm_email=settings.alarm_email,
+            functions={**args.functions, f"{SERVICE}/api": self.api},
+            authorizer=args.authorizer, queues=args.work_queues,
+            dead_letter_queues=args.dead_letter_queues, api=args.api_stage))
+        self.register_outputs({"apiFunction": self.api.function.name,
+                               "alarmTopicArn": self.observability.topic.arn,
+                               "dashboardName": self.observability.dashboard.dashboard_name})
 
 
 def _joined(values: Sequence[pulumi.Input[str]]) -> pulumi.Output[str]:

@@ -74,6 +74,8 @@ def build_table(spec: TableSpec, names: "Names", settings: "Settings",
     protection as the stage says. ``opts`` carries the parent and data protection."""
     import pulumi_aws as aws
 
+    from components.adoption import adopted
+
     def key_schema(hash_key: str, range_key: str | None) -> list[dict]:
         keys = [{"attribute_name": hash_key, "key_type": "HASH"}]
         if range_key:
@@ -94,7 +96,7 @@ def build_table(spec: TableSpec, names: "Names", settings: "Settings",
         point_in_time_recovery={"enabled": settings.point_in_time_recovery},
         deletion_protection_enabled=settings.data_protection,
         server_side_encryption={"enabled": True},
-        opts=opts,
+        opts=adopted(settings, "tables", names.table(spec.name), opts),
     )
 
 
@@ -154,6 +156,12 @@ CORE_TABLES: tuple[TableSpec, ...] = (
     # writer, so stats read at most a month of counters instead of the events.
     TableSpec("activity-counters", "accountId", "dayType",
               attributes={"accountId": S, "dayType": S}, ttl_attribute="expiresAt"),
+    # Backup analytics per account, kept incrementally by whoever finishes a run (in the
+    # same transaction as the run's end) and by the file indexer (storage per source):
+    # "total", "day#2026-11-26" (expire after 400 days) and "source#<sourceId>", so a read
+    # costs the same whatever the length of the history.
+    TableSpec("analytics", "accountId", "counter",
+              attributes={"accountId": S, "counter": S}, ttl_attribute="expiresAt"),
 )
 
 ACTIVITY_RETENTION_DAYS = 90
@@ -183,4 +191,23 @@ ACCOUNT_TABLES: tuple[TableSpec, ...] = (
     TableSpec("invitations", "accountId", "inviteId",
               attributes={"accountId": S, "inviteId": S, "codeHash": S},
               indexes=(Index("code-index", "codeHash"),), ttl_attribute="expiresAt"),
+)
+
+# Owned by the data service.
+DATA_TABLES: tuple[TableSpec, ...] = (
+    # Export requests of an account: status, the zip's key, size and expiry. The zip itself
+    # leaves exports/ after 7 days (bucket lifecycle); the row is purged later by TTL on
+    # purgeAt (epoch seconds), so an expired export still answers "expired" for a while.
+    TableSpec("exports", "accountId", "exportId", attributes={"accountId": S, "exportId": S},
+              ttl_attribute="purgeAt"),
+)
+
+# Owned by the billing service.
+BILLING_TABLES: tuple[TableSpec, ...] = (
+    # Stripe events already processed, by event id (conditional put: each applies once);
+    # kept 30 days, as long as Stripe may resend one.
+    TableSpec("billing-events", "eventId", attributes={"eventId": S}, ttl_attribute="expiresAt"),
+    # A Stripe customer's account (written when checkout creates the customer), so an
+    # invoice or subscription event finds its account with one GetItem.
+    TableSpec("billing-customers", "customerId", attributes={"customerId": S}),
 )

@@ -2,6 +2,7 @@
 
     python -m offline [--port 8787] [--stack dev] [--program DIR]
                       [--platform-url ID=URL ...] [--stripe-api-base URL] [--schedule-speed N]
+                      [--faults PLAN.json] [--strict [--strict-revoke FUNCTION=ACTION ...]]
     python -m offline preview [--stack main] [--program DIR]
 
 AWS is a moto server on 127.0.0.1; the program is evaluated under Pulumi's mocks and what
@@ -59,6 +60,13 @@ def _config_pair(text: str) -> tuple[str, Any]:
     return (key if ":" in key else f"listbackup:{key}"), value
 
 
+def _revocation(text: str) -> tuple[str, str]:
+    function, sep, action = text.partition("=")
+    if not sep or not function or ":" not in action:
+        raise argparse.ArgumentTypeError(f"expected FUNCTION=service:Action, got {text!r}")
+    return function, action
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m offline", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", choices=("serve", "preview"), default="serve")
@@ -74,6 +82,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "`pulumi config set` would (e.g. oauthClients='{...}')")
     parser.add_argument("--schedule-speed", type=float, default=1.0, metavar="N",
                         help="run schedules N times faster (60: rate(1 minute) fires every second)")
+    parser.add_argument("--faults", type=Path, default=None, metavar="PLAN.json",
+                        help="offline tests only: make the functions' AWS calls fail (or their "
+                        "process die) as the plan says; see offline/faults.py")
+    parser.add_argument("--strict", action="store_true",
+                        help="least privilege, proven: each function runs as its own IAM identity "
+                        "under moto's IAM enforcement, and every AWS call is checked against its "
+                        "function's policy, resources included; see offline/strict.py")
+    parser.add_argument("--strict-revoke", type=_revocation, action="append", default=[],
+                        metavar="FUNCTION=ACTION", help="with --strict, run as if the program had "
+                        "not granted ACTION to FUNCTION (to see a missing permission fail)")
     args = parser.parse_args(argv)
     args.stack = args.stack or ("main" if args.command == "preview" else "dev")
     return args
@@ -107,6 +125,7 @@ class Offline:
         self.scheduler = None
         self.deployment = None
         self.aws_endpoint = ""
+        self.strict = None
 
     def start(self) -> str:
         # Fake credentials for everything in this process and its workers: nothing here may
@@ -126,10 +145,31 @@ class Offline:
         if not (program / f"Pulumi.{self.args.stack}.yaml").is_file():
             raise StartError(f"no stack {self.args.stack!r}: {program}/Pulumi.{self.args.stack}.yaml is missing")
         try:
-            self.deployment = from_evaluation(evaluate(self.args.stack, program,
-                                                       overrides=dict(self.args.config)))
+            evaluation = evaluate(self.args.stack, program, overrides=dict(self.args.config))
+            self.deployment = from_evaluation(evaluation)
         except Exception as exc:
             raise StartError(f"the program failed to evaluate: {type(exc).__name__}: {exc}") from exc
+        if getattr(self.args, "strict", False):
+            from offline import strict
+
+            policies = strict.declared_policies(evaluation)
+            try:
+                strict.revoke(policies, self.args.strict_revoke)
+            except strict.StrictError as exc:
+                raise StartError(str(exc)) from None
+            self.strict = strict.Strict(self.deployment, policies, log=_log)
+        elif getattr(self.args, "strict_revoke", None):
+            raise StartError("--strict-revoke needs --strict")
+        self.fault_plan = None
+        if getattr(self.args, "faults", None) is not None:
+            from offline import faults
+
+            try:
+                self.fault_plan = faults.load(self.args.faults)
+            except faults.PlanError as exc:
+                raise StartError(str(exc)) from None
+            for change in faults.prepare(self.fault_plan, self.deployment):
+                _log(f"faults: {change}")
 
         import logging
 
@@ -149,6 +189,8 @@ class Offline:
         from offline.provision import provision
 
         provisioned = provision(self.deployment, session)
+        if self.strict is not None:     # before moto's IAM enforcement starts, which it starts
+            self.strict.provision(session, provisioned.substitutions)
 
         from offline.runtime import FunctionPool
 
@@ -166,8 +208,18 @@ class Offline:
             base_env["LISTBACKUP_PLATFORM_URLS"] = json.dumps(dict(self.args.platform_url))
         if self.args.stripe_api_base:
             base_env["LISTBACKUP_STRIPE_API_BASE"] = self.args.stripe_api_base.rstrip("/")
+        if self.fault_plan is not None:
+            from offline import faults
+
+            base_env = faults.process_env(self.fault_plan, base_env)
+            _log(f"faults: injecting faults from {self.fault_plan.path} "
+                 f"({len(self.fault_plan.faults)} rule(s) now; the file is re-read when it changes)")
+        if self.strict is not None:
+            self.strict.add_hook(base_env)
         self.pool = FunctionPool(self.deployment.functions, base_env=base_env,
                                  substitutions=provisioned.substitutions, log=_log)
+        if self.strict is not None:     # each function's own identity and policy
+            self.strict.attach(self.pool)
 
         from offline.triggers import QueuePoller, Scheduler
 
@@ -192,9 +244,11 @@ class Offline:
             from handlers.openapi import document
 
             documents["/openapi.json"] = document
+        helpers = {"emails": sent_emails, "resources": self.deployment.summary}
+        if self.strict is not None:
+            helpers.update(self.strict.helpers())
         self.gateway = Gateway(self.deployment.api, self.pool.invoke, base_path="/v2",
-                               helpers={"emails": sent_emails,
-                                        "resources": self.deployment.summary},
+                               helpers=helpers,
                                documents=documents, log=_log)
         try:
             self.gateway.start("127.0.0.1", self.args.port)
@@ -213,6 +267,8 @@ class Offline:
             poller.stop()
         if self.pool is not None:
             self.pool.close()
+        if self.strict is not None:
+            self.strict.close()
         if self.moto is not None:
             self.moto.stop()
 

@@ -37,6 +37,7 @@ class Resource:
     dependencies: tuple[str, ...] = ()
     id: str = ""
     state: dict[str, Any] = field(default_factory=dict)
+    import_id: str = ""              # the import_ option: adopted, not created
 
 
 @dataclass
@@ -162,6 +163,12 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any], region: str) -> tup
     elif typ == "aws:sesv2/emailIdentity:EmailIdentity":
         rid = inputs.get("emailIdentity", name)
         arn = f"arn:aws:ses:{region}:{ACCOUNT}:identity/{rid}"
+        if "@" not in rid:      # a domain: Easy DKIM's three tokens
+            state["dkimSigningAttributes"] = {
+                **(inputs.get("dkimSigningAttributes") or {}),
+                "tokens": [hashlib.md5(f"{rid}{n}".encode()).hexdigest() for n in range(3)]}
+    elif typ == "aws:route53/record:Record":
+        state["fqdn"] = str(inputs.get("name", name)).rstrip(".")
     elif typ == "aws:lambda/layerVersion:LayerVersion":
         arn = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{physical}:1"
     elif typ == "aws:apigatewayv2/api:Api":
@@ -174,11 +181,20 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any], region: str) -> tup
     return rid, state
 
 
-def _make_mocks(region: str):
+class UnknownStack(Exception):
+    """What reading a stack that does not exist answers (under the mocks)."""
+
+
+def _make_mocks(region: str, upstream: dict[str, dict[str, Any]] | None = None):
     import pulumi
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            if args.typ == "pulumi:pulumi:StackReference":
+                # a stack reference is read: answer the named stack's outputs
+                if upstream is None or args.name not in upstream:
+                    raise UnknownStack(f"no stack named {args.name!r}")
+                return args.name, {"outputs": dict(upstream[args.name]), "secretOutputNames": []}
             return _mock_state(args.typ, args.name, args.inputs, region)
 
         def call(self, args: pulumi.runtime.MockCallArgs):
@@ -209,7 +225,15 @@ def _make_monitor(mocks, records: list[Resource]):
                     parent=request.parent, protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
                     dependencies=tuple(request.dependencies), id=result.id,
-                    state=dict(reg.state) if reg else {}))
+                    state=dict(reg.state) if reg else {}, import_id=request.importId))
+            return result
+
+        def ReadResource(self, request):
+            result = super().ReadResource(request)
+            records.append(Resource(
+                type=request.type, name=request.name, urn=result.urn,
+                inputs=rpc.deserialize_properties(request.properties), parent=request.parent,
+                id=request.id, state=rpc.deserialize_properties(result.properties)))
             return result
 
     return RecordingMonitor(mocks)
@@ -242,19 +266,32 @@ def _program_modules(root: Path) -> Iterator[None]:
         purge()
 
 
+PROMOTE_FROM = "listbackup:promoteFrom"
+
+
 def evaluate(stack: str = "dev", root: Path | str = ROOT, *, preview: bool = False,
-             overrides: dict[str, Any] | None = None) -> Evaluation:
-    """Run the program at ``root`` for ``stack`` under mocks; return what it declared."""
+             overrides: dict[str, Any] | None = None,
+             upstream: dict[str, dict[str, Any]] | None = None) -> Evaluation:
+    """Run the program at ``root`` for ``stack`` under mocks; return what it declared.
+
+    ``upstream``: the outputs of the stacks the program reads through a StackReference
+    (stack name -> outputs; a name left out is a stack that does not exist). Left None for
+    a stack with ``promoteFrom``, the upstream stack is taken to run exactly this code: its
+    ``artifacts`` are this program's own (from a first evaluation without the gate), which
+    is what tests of other things and offline mode want."""
     import pulumi
     from pulumi.runtime import settings as pulumi_settings
 
     root = Path(root).resolve()
     config, secret_keys = load_config(stack, root, overrides)
+    if upstream is None and config.get(PROMOTE_FROM):
+        mirror = evaluate(stack, root, preview=preview, overrides={**(overrides or {}), "promoteFrom": ""})
+        upstream = {config[PROMOTE_FROM]: {"artifacts": mirror.outputs["artifacts"]}}
     region = config.get("aws:region", "us-east-1")
     records: list[Resource] = []
     outputs: dict[str, Any] = {}
     collector = _WarningCollector()
-    mocks = _make_mocks(region)
+    mocks = _make_mocks(region, upstream)
 
     pulumi_settings.ROOT.set(None)   # a fresh stack resource for every evaluation
     pulumi.runtime.set_all_config(config, secret_keys)
@@ -268,7 +305,14 @@ def evaluate(stack: str = "dev", root: Path | str = ROOT, *, preview: bool = Fal
         return pulumi.Output.from_input(exported).apply(outputs.update)
 
     with _program_modules(root):
-        run()
+        try:
+            run()
+        except Exception as error:
+            # the program failed, as `pulumi up` or `preview` would: the exception goes on,
+            # carrying what had been declared until then
+            error.declared = records            # type: ignore[attr-defined]
+            error.warnings = collector.warnings  # type: ignore[attr-defined]
+            raise
     return Evaluation(stack, preview, records, outputs, collector.warnings)
 
 

@@ -761,6 +761,10 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True     # TIME_WAIT only: a listening port still refuses (Linux)
     allow_reuse_port = False
+    # socketserver's default backlog is 5: a burst of clients connecting at once overflows
+    # it and some are reset (seen under load, benchmarks/load_offline.py); API Gateway
+    # takes them all.
+    request_queue_size = 128
     gateway: Gateway
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -48,8 +48,22 @@ def load_handler():
     return getattr(module, function_name)
 
 
+def install_hooks() -> None:
+    """Offline-only instrumentation of this function process (strict IAM checks, fault
+    injection): ``OFFLINE_PROCESS_HOOKS`` is a JSON list of Python files, each loaded here
+    before the handler and its ``install()`` called. Production code knows nothing of it."""
+    import importlib.util
+
+    for n, path in enumerate(json.loads(os.environ.get("OFFLINE_PROCESS_HOOKS") or "[]")):
+        spec = importlib.util.spec_from_file_location(f"_offline_hook_{n}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.install()
+
+
 def main() -> None:
     try:
+        install_hooks()
         handler = load_handler()
     except Exception as exc:
         traceback.print_exc()

@@ -8,11 +8,11 @@ from typing import Any, Iterable, Mapping
 
 
 from handlers.shared import cursors
-from handlers.shared.accounts import MAX_DEPTH, account_view, get_account, scoped_account
+from handlers.shared.accounts import MAX_DEPTH, account_view, get_account, plan_in_force, scoped_account
 from handlers.shared.dynamo import transact  # noqa: F401  (re-exported)
 from handlers.shared.clients import resource, table
 from handlers.shared.http import ApiError
-from handlers.shared.plans import PLANS_BY_ID, Plan
+from handlers.shared.plans import Plan
 
 _BATCH = 100          # BatchGetItem's limit per call
 _BATCH_TRIES = 5
@@ -101,7 +101,7 @@ class AccountCache:
             if parent is None:
                 break
             account, seen = parent, seen + 1
-        return PLANS_BY_ID.get(str(account.get("plan", "free")), PLANS_BY_ID["free"])
+        return plan_in_force(account)
 
     def view(self, account: dict, role: str | None = None) -> dict:
         # account_view resolves the plan itself; handing it the resolved plan as the row's

@@ -1,2 +1,3 @@
-"""The billing service: the public plan catalog (DESIGN section 7); subscriptions, Stripe
-checkout, portal, invoices and the webhook come later."""
+"""The billing service (DESIGN section 7): the public plan catalog, the account's
+subscription, Stripe Checkout and billing portal sessions, cancellation at period end,
+invoices, and Stripe's webhook, which moves accounts between plans."""

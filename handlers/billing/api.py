@@ -1,7 +1,9 @@
-"""Entry point of ``listbackup-billing-{stage}-api``."""
+"""Entry point of ``listbackup-billing-{stage}-api``: the plan catalog, the caller's
+subscription (``subscription``), and Stripe's webhook (``webhook``)."""
 
 from __future__ import annotations
 
+from handlers.billing import subscription, webhook
 from handlers.billing.routes import ROUTES
 from handlers.shared.http import Request, api_handler
 from handlers.shared.log import get_logger
@@ -15,4 +17,14 @@ def list_plans(request: Request) -> dict:
     return {"items": [plan_view(plan) for plan in PLANS], "nextCursor": None, "currency": "usd"}
 
 
-handler = logger.inject_lambda_context(api_handler(ROUTES, {"list_plans": list_plans}, logger))
+OPERATIONS = {
+    "list_plans": list_plans,
+    "get_subscription": subscription.get_subscription,
+    "create_checkout": subscription.create_checkout,
+    "create_portal": subscription.create_portal,
+    "cancel_subscription": subscription.cancel_subscription,
+    "list_invoices": subscription.list_invoices,
+    "stripe_webhook": webhook.stripe_webhook,
+}
+
+handler = logger.inject_lambda_context(api_handler(ROUTES, OPERATIONS, logger))

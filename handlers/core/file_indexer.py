@@ -9,16 +9,10 @@ old version leaves the current one), so the event only says *which* key to look 
 makes re-delivery and out-of-order delivery harmless: every message converges the row on
 what S3 holds at the time it is processed.
 
-The row is upserted with one ``update_item`` that SETs/REMOVEs only the object's own facts,
-so what the backup worker writes on the same row (record counts, checksum...) is never
-touched, whichever of the two writes first.
-
-Storage usage: the row's ``countedBytes`` is what the row currently contributes to the
-account's ``storageBytes`` (its size while current, 0 once deleted). When that changes (a
-new file, a deletion, a restore, lifecycle expiry), the row update - conditional on the
-``countedBytes`` read just before - and ``ADD storageBytes :delta`` on the account commit in
-one transaction; a concurrent indexing of the same key makes the condition fail and the
-message re-reads and retries, so a flip is never counted twice or lost.
+The row and the account's storage usage are converged by
+:func:`handlers.shared.file_index.converge`, the same code the data service's delete and
+restore run synchronously (see that module for the row, ``countedBytes`` and the storage
+transaction).
 
 A message whose processing raises (an S3 or DynamoDB fault) is reported in
 ``batchItemFailures`` and retried by SQS, then dead-lettered by the queue's redrive policy;
@@ -34,131 +28,18 @@ recorded - plus ``dynamodb:UpdateItem``/``GetItem`` on the files table and
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.exceptions import ClientError
 
-from handlers.shared.clients import client, table
-from handlers.shared.dynamo import as_int, transact
+from handlers.shared.file_index import converge
 from handlers.shared.files import DATA_PREFIX, DataKey, parse_data_key
 from handlers.shared.log import get_logger
 
 logger = get_logger("core")
 processor = BatchProcessor(event_type=EventType.SQS)
-
-_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-
-
-def _iso(moment: datetime) -> str:
-    """ISO-8601 UTC with second precision, e.g. ``2026-11-26T01:02:03Z``."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _now() -> str:
-    return _iso(datetime.now(timezone.utc))
-
-
-def _head(bucket: str, key: str) -> dict | None:
-    """The key's current version as HEAD sees it, or None when there is none.
-
-    A key whose current version is a delete marker, or which has no version left at all,
-    answers 404. Anything else (403, throttling, 5xx) is a fault and propagates.
-    """
-    try:
-        return client("s3").head_object(Bucket=bucket, Key=key)
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") in _NOT_FOUND:
-            return None
-        raise
-
-
-class _Raced(Exception):
-    """The row's counted bytes changed between the read and the write."""
-
-
-def _update(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...] = (),
-            if_not_exists: dict[str, Any] | None = None) -> None:
-    """SET ``sets`` (None values are REMOVEd), SET-if-absent ``if_not_exists``, and keep the
-    account's storageBytes in step with the row's ``countedBytes`` (see the module doc)."""
-    counted = 0 if sets.get("deleted") else as_int(sets.get("size"))
-    for _ in range(8):
-        try:
-            _update_counted(parsed, sets, removes, if_not_exists, counted)
-            return
-        except _Raced:
-            continue
-    raise RuntimeError("the file row kept changing while it was indexed")
-
-
-def _update_counted(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...],
-                    if_not_exists: dict[str, Any] | None, counted: int) -> None:
-    key = {"accountId": parsed.account_id, "fileId": parsed.file_id}
-    previous = table("files").get_item(Key=key, ConsistentRead=True,
-                                       ProjectionExpression="countedBytes").get("Item")
-    before = (previous or {}).get("countedBytes")
-    delta = counted - as_int(before)
-    kwargs = _update_kwargs(parsed, {**sets, "countedBytes": counted}, removes, if_not_exists)
-    if before is None:
-        kwargs["ConditionExpression"] = "attribute_not_exists(countedBytes)"
-    else:
-        kwargs["ConditionExpression"] = "countedBytes = :counted_before"
-        kwargs["ExpressionAttributeValues"][":counted_before"] = before
-    if delta:
-        reasons = transact([
-            {"Update": {"TableName": table("files").name, **kwargs}},
-            {"Update": {"TableName": table("accounts").name, "Key": {"accountId": parsed.account_id},
-                        "UpdateExpression": "ADD storageBytes :delta",
-                        "ConditionExpression": "attribute_exists(accountId)",
-                        "ExpressionAttributeValues": {":delta": delta}}},
-        ])
-        if reasons is None:
-            return
-        if reasons[0] != "ConditionalCheckFailed" and reasons[1] == "ConditionalCheckFailed":
-            pass        # the account is gone: record the file alone
-        elif reasons[0] == "ConditionalCheckFailed" or "TransactionConflict" in reasons:
-            raise _Raced()
-        else:
-            raise RuntimeError(f"storage transaction cancelled: {reasons}")
-    try:
-        table("files").update_item(**kwargs)
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            raise _Raced() from None
-        raise
-
-
-def _update_kwargs(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...] = (),
-                   if_not_exists: dict[str, Any] | None = None) -> dict:
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    set_parts: list[str] = []
-    remove_parts: list[str] = []
-    for i, (attr, value) in enumerate(sets.items()):
-        names[f"#s{i}"] = attr
-        if value is None:
-            remove_parts.append(f"#s{i}")
-        else:
-            values[f":s{i}"] = value
-            set_parts.append(f"#s{i} = :s{i}")
-    for i, (attr, value) in enumerate((if_not_exists or {}).items()):
-        names[f"#n{i}"] = attr
-        values[f":n{i}"] = value
-        set_parts.append(f"#n{i} = if_not_exists(#n{i}, :n{i})")
-    for i, attr in enumerate(removes):
-        names[f"#r{i}"] = attr
-        remove_parts.append(f"#r{i}")
-    expression = "SET " + ", ".join(set_parts)
-    if remove_parts:
-        expression += " REMOVE " + ", ".join(remove_parts)
-    return {"Key": {"accountId": parsed.account_id, "fileId": parsed.file_id},
-            "UpdateExpression": expression, "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values}
 
 
 def index_key(bucket: str, parsed: DataKey, event_name: str | None = None) -> str:
@@ -166,42 +47,12 @@ def index_key(bucket: str, parsed: DataKey, event_name: str | None = None) -> st
     context = {"key": parsed.key, "fileId": parsed.file_id, "accountId": parsed.account_id,
                "eventName": event_name}
     try:
-        outcome = _index(bucket, parsed)
+        outcome = converge(bucket, parsed)
     except Exception:
         # Powertools reports the message as a batch item failure; say which file it was.
         logger.exception("file index failed; message will be retried", extra=context)
         raise
     logger.info("file indexed", extra={**context, "outcome": outcome})
-    return outcome
-
-
-def _index(bucket: str, parsed: DataKey) -> str:
-    now = _now()
-    identity = {"key": parsed.key, "name": parsed.name, "path": parsed.path,
-                "sourceId": parsed.source_id, "runId": parsed.run_id}
-    head = _head(bucket, parsed.key)
-    if head is None:
-        # Keep size, etag, versionId...: a restore needs to know what was there.
-        _update(parsed, {**identity, "deleted": True, "deletedAt": now, "indexedAt": now},
-                if_not_exists={"createdAt": now})
-        outcome = "deleted"
-    else:
-        last_modified = _iso(head["LastModified"])
-        etag = head.get("ETag")
-        _update(
-            parsed,
-            {**identity,
-             "size": head.get("ContentLength"),
-             "contentType": head.get("ContentType"),
-             "etag": etag.strip('"') if etag else None,
-             "versionId": head.get("VersionId"),
-             "lastModified": last_modified,
-             "indexedAt": now,
-             "deleted": False},
-            removes=("deletedAt",),
-            if_not_exists={"createdAt": last_modified},
-        )
-        outcome = "indexed"
     return outcome
 
 

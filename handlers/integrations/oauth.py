@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from botocore.exceptions import ClientError
 
-from handlers.shared import activity, clock
+from handlers.shared import activity, clock, origins
 from handlers.shared import sources as store
 from handlers.shared.accounts import effective_plan, get_account, membership
 from handlers.shared.clients import table
@@ -56,39 +56,9 @@ PLATFORM_ERRORS = ("access_denied", "invalid_request", "unauthorized_client", "i
                    "unsupported_response_type", "server_error", "temporarily_unavailable")
 RESULT_PARAMS = ("status", "error", "sourceId")
 _CONTROL = re.compile(r"[\u0000-\u001f\u007f]")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # --------------------------------------------------------------------------- helpers
-
-def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` of an http(s) URL (default port dropped, host lower-cased),
-    or None for anything else (other schemes, user info, a bad port, no host)."""
-    try:
-        parts = urlsplit(str(url).strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    if parts.username is not None or parts.password is not None or "\\" in parts.netloc:
-        return None
-    scheme = parts.scheme.lower()
-    suffix = f":{port}" if port is not None and port != _DEFAULT_PORTS[scheme] else ""
-    return f"{scheme}://{parts.hostname.lower()}{suffix}"
-
-
-def allowed_origins() -> set[str]:
-    raw = os.environ.get("ALLOWED_RETURN_ORIGINS", "")
-    return {o for o in (origin_of(item) for item in raw.split(",") if item.strip()) if o}
-
-
-def return_url_allowed(url: str) -> bool:
-    if not isinstance(url, str) or _CONTROL.search(url):
-        return False
-    origin = origin_of(url)
-    return origin is not None and origin in allowed_origins()
-
 
 def redirect_uri(platform_id: str) -> str:
     base = os.environ.get("API_BASE_URL", "").strip().rstrip("/")
@@ -137,7 +107,7 @@ def initiate(request: Request) -> dict:
     platform = _platform(request)
     body = request.body
     return_url = body["returnUrl"].strip()
-    if not return_url_allowed(return_url):
+    if not origins.return_url_allowed(return_url):
         raise ApiError("validation_failed", "returnUrl must be a page of this stage's web app",
                        fields=["returnUrl"])
     source = None
@@ -215,7 +185,7 @@ def callback(request: Request):
     if not state or len(state) > MAX_STATE_LENGTH:
         raise _bad_state()
     row = _consume(state)
-    if row is None or not return_url_allowed(row.get("returnUrl", "")):
+    if row is None or not origins.return_url_allowed(row.get("returnUrl", "")):
         raise _bad_state()
     try:
         return _complete(request, row)

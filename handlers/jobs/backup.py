@@ -45,18 +45,19 @@ from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from handlers.shared import activity, clock
+from handlers.shared import activity, analytics, clock
 from handlers.shared.alerts import alert_owners
 from handlers.shared.accounts import effective_plan, get_account
 from handlers.shared.clients import client, table
 from handlers.shared.connectors.engine import Connector, ConnectorError
 from handlers.shared.connectors.platforms import get_platform
-from handlers.shared.dynamo import as_int
+from handlers.shared.dynamo import as_int, transact
 from handlers.shared.files import data_key, file_id_for
 from handlers.shared.gzip_upload import MIN_PART, GzipJsonLinesUpload
 from handlers.shared.log import get_logger
 from handlers.shared.plans import RETENTION_TAG
 from handlers.shared import sources as source_store
+from handlers.shared import metrics
 
 logger = get_logger("jobs")
 
@@ -244,23 +245,37 @@ def finish_run(account_id: str, run_id: str, status: str, *, endpoints: list[dic
               ":err": error, ":null": None}
     for i, done in enumerate(TERMINAL):
         values[f":d{i}"] = done
-    try:
-        table("runs").update_item(
-            Key={"accountId": account_id, "runId": run_id},
-            UpdateExpression="SET #s = :s, finishedAt = :f, records = :r, #b = :b, endpoints = :e, "
-                             "#err = :err, checkpoint = :null REMOVE #l, activeState",
-            ConditionExpression=f"attribute_exists(runId) AND NOT #s IN "
-                                f"({', '.join(f':d{i}' for i in range(len(TERMINAL)))})",
-            ExpressionAttributeNames={"#s": "status", "#b": "bytes", "#err": "error", "#l": "lease"},
-            ExpressionAttributeValues=_num(values))
-    except ClientError as err:
-        if err.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
     job_id, source_id = run.get("jobId"), run.get("sourceId")
-    if job_id:
-        _job_stats(account_id, job_id, run_id, status, records, bytes_, now)
-    _count_month(account_id)
+    run_item = {"Update": {
+        "TableName": table("runs").name, "Key": {"accountId": account_id, "runId": run_id},
+        "UpdateExpression": "SET #s = :s, finishedAt = :f, records = :r, #b = :b, endpoints = :e, "
+                            "#err = :err, checkpoint = :null REMOVE #l, activeState",
+        "ConditionExpression": f"attribute_exists(runId) AND NOT #s IN "
+                               f"({', '.join(f':d{i}' for i in range(len(TERMINAL)))})",
+        "ExpressionAttributeNames": {"#s": "status", "#b": "bytes", "#err": "error", "#l": "lease"},
+        "ExpressionAttributeValues": _num(values)}}
+    counted = analytics.finished_run_items(account_id, source_id=source_id, status=status,
+                                           records=records, bytes_=bytes_, finished_at=now)
+    # The run's end, its count in the analytics, the job freed from it with its stats, and
+    # the account's runs this month commit together: each counted exactly once. (Written
+    # one after the other, a fault between them lost the rest for good - the retry finds
+    # the run finished - and left the job's activeRunId set, refusing every later run.)
+    for _ in range(3):
+        bookkeeping = [item for item in (
+            _job_item(account_id, job_id, run_id, status, records, bytes_, now) if job_id else None,
+            _month_item(account_id)) if item is not None]
+        reasons = transact([run_item, *counted, *bookkeeping])
+        if reasons is None:
+            break
+        if reasons[0] == "ConditionalCheckFailed":
+            return False
+        if "ConditionalCheckFailed" not in reasons[1 + len(counted):]:
+            raise RuntimeError(f"finishing the run failed: {reasons}")
+        # the job or the account changed since it was read (a new month...): read it again
+    else:
+        raise RuntimeError("finishing the run failed: the job or the account kept changing")
+    # committed: the run has ended, so it counts (best effort, never raises)
+    metrics.run_finished(status, records=records, bytes_=bytes_, account_id=account_id, run_id=run_id)
     if source_id:
         _ignore_missing(lambda: table("sources").update_item(
             Key={"accountId": account_id, "sourceId": source_id},
@@ -287,51 +302,58 @@ def _ignore_missing(write: Callable[[], Any]) -> None:
             raise
 
 
-def _job_stats(account_id: str, job_id: str, run_id: str, status: str, records: int,
-               bytes_: int, now: str) -> None:
-    jobs = table("jobs")
-    key = {"accountId": account_id, "jobId": job_id}
-    _ignore_missing(lambda: jobs.update_item(
-        Key=key, UpdateExpression="REMOVE activeRunId",
-        ConditionExpression="activeRunId = :run", ExpressionAttributeValues={":run": run_id}))
-    zero = {"runs": 0, "completed": 0, "partial": 0, "failed": 0, "cancelled": 0,
-            "records": 0, "bytes": 0, "lastStatus": None}
-    _ignore_missing(lambda: jobs.update_item(
-        Key=key, UpdateExpression="SET stats = if_not_exists(stats, :zero)",
-        ConditionExpression="attribute_exists(jobId)", ExpressionAttributeValues={":zero": zero}))
-    _ignore_missing(lambda: jobs.update_item(
-        Key=key,
-        UpdateExpression="ADD stats.runs :one, stats.#st :one, stats.records :r, stats.#b :b "
-                         "SET stats.lastStatus = :st, lastRunAt = :at, updatedAt = :at",
-        ConditionExpression="attribute_exists(jobId)",
-        ExpressionAttributeNames={"#st": status, "#b": "bytes"},
-        ExpressionAttributeValues={":one": 1, ":r": records, ":b": bytes_, ":st": status, ":at": now}))
+def _job_item(account_id: str, job_id: str, run_id: str, status: str, records: int,
+              bytes_: int, now: str) -> dict | None:
+    """The job's part of a run's end (a transaction item): the run counted in its stats,
+    ``lastRunAt``, and ``activeRunId`` cleared while it names this run. None when the job
+    is gone. Conditional on what was read, so a change meanwhile cancels the transaction."""
+    job = table("jobs").get_item(Key={"accountId": account_id, "jobId": job_id},
+                                 ConsistentRead=True).get("Item")
+    if job is None:
+        return None
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {":at": now, ":run": run_id}
+    if isinstance(job.get("stats"), dict):
+        update = ("ADD stats.runs :one, stats.#st :one, stats.records :r, stats.#b :b "
+                  "SET stats.lastStatus = :st, lastRunAt = :at, updatedAt = :at")
+        condition = "attribute_exists(stats)"
+        names = {"#st": status, "#b": "bytes"}
+        values.update({":one": 1, ":r": records, ":b": bytes_, ":st": status})
+    else:
+        update = "SET stats = :stats, lastRunAt = :at, updatedAt = :at"
+        condition = "attribute_not_exists(stats)"
+        values[":stats"] = {"runs": 1, "completed": 0, "partial": 0, "failed": 0, "cancelled": 0,
+                            status: 1, "records": records, "bytes": bytes_, "lastStatus": status}
+    if job.get("activeRunId") == run_id:
+        update += " REMOVE activeRunId"
+        condition += " AND activeRunId = :run"
+    else:
+        condition += " AND (attribute_not_exists(activeRunId) OR activeRunId <> :run)"
+    item = {"TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
+            "UpdateExpression": update, "ConditionExpression": f"attribute_exists(jobId) AND {condition}",
+            "ExpressionAttributeValues": values}
+    if names:
+        item["ExpressionAttributeNames"] = names
+    return {"Update": item}
 
 
-def _count_month(account_id: str) -> None:
+def _month_item(account_id: str) -> dict | None:
+    """The account's runs-this-month, one more (a transaction item; the first run of a month
+    starts the counter at one). None when the account is gone."""
     month = clock.now().strftime("%Y-%m")
-    accounts = table("accounts")
-    key = {"accountId": account_id}
-    for _ in range(3):
-        try:
-            accounts.update_item(Key=key, UpdateExpression="ADD runsThisMonth :one",
-                                 ConditionExpression="runsMonth = :m",
-                                 ExpressionAttributeValues={":one": 1, ":m": month})
-            return
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-        try:   # a new month (or the first run): start the counter at one
-            accounts.update_item(Key=key, UpdateExpression="SET runsMonth = :m, runsThisMonth = :one",
-                                 ConditionExpression="attribute_exists(accountId) AND "
-                                                     "(attribute_not_exists(runsMonth) OR runsMonth <> :m)",
-                                 ExpressionAttributeValues={":one": 1, ":m": month})
-            return
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-        if get_account(account_id) is None:
-            return
+    account = table("accounts").get_item(Key={"accountId": account_id}, ConsistentRead=True,
+                                         ProjectionExpression="accountId, runsMonth").get("Item")
+    if account is None:
+        return None
+    item = {"TableName": table("accounts").name, "Key": {"accountId": account_id},
+            "ExpressionAttributeValues": {":one": 1, ":m": month}}
+    if account.get("runsMonth") == month:
+        item.update(UpdateExpression="ADD runsThisMonth :one", ConditionExpression="runsMonth = :m")
+    else:
+        item.update(UpdateExpression="SET runsMonth = :m, runsThisMonth = :one",
+                    ConditionExpression="attribute_exists(accountId) AND "
+                                        "(attribute_not_exists(runsMonth) OR runsMonth <> :m)")
+    return {"Update": item}
 
 
 # =========================================================================== sources, alerts
@@ -668,19 +690,28 @@ def process_message(body: dict, *, receive_count: int, owner: str, context: Any)
             (token is not None and not isinstance(token, str)):
         logger.warning("malformed job message skipped")
         return "malformed"
-    run = get_run(account_id, run_id)
-    if run is None:
-        logger.warning("message for an unknown run skipped", extra={"accountId": account_id, "runId": run_id})
-        return "unknown"
-    if not may_proceed(run, token):
-        logger.info("duplicate message ignored", extra={"accountId": account_id, "runId": run_id})
-        return "duplicate"
+    run, leased = None, False
     try:
-        take_lease(run, owner, token)
-    except Duplicate:
-        logger.info("duplicate message ignored (lease)", extra={"accountId": account_id, "runId": run_id})
-        return "duplicate"
-    run = get_run(account_id, run_id) or run
+        run = get_run(account_id, run_id)
+        if run is None:
+            logger.warning("message for an unknown run skipped", extra={"accountId": account_id, "runId": run_id})
+            return "unknown"
+        if not may_proceed(run, token):
+            logger.info("duplicate message ignored", extra={"accountId": account_id, "runId": run_id})
+            return "duplicate"
+        try:
+            take_lease(run, owner, token)
+        except Duplicate:
+            logger.info("duplicate message ignored (lease)", extra={"accountId": account_id, "runId": run_id})
+            return "duplicate"
+        leased = True
+        run = get_run(account_id, run_id) or run
+    except Exception as error:
+        # A fault before the run could start (its row unreadable, its lease not taken) is
+        # retried like any other; on the last receive the run is failed first, so it never
+        # sits pending behind a message in the dead-letter queue.
+        _not_started(account_id, run_id, run, owner, leased, error, receive_count)
+        raise
     backup = Backup(run, owner, context)
     try:
         return backup.execute()
@@ -708,6 +739,24 @@ def process_message(body: dict, *, receive_count: int, owner: str, context: Any)
             _discard_uncheckpointed(run, owner)
             release_lease(run, owner)
         raise
+
+
+def _not_started(account_id: str, run_id: str, run: dict | None, owner: str, leased: bool,
+                 error: Exception, receive_count: int) -> None:
+    ids = {"accountId": account_id, "runId": run_id, "receiveCount": receive_count}
+    if leased and run is not None:
+        release_lease(run, owner)
+    if receive_count < max_receives():
+        logger.exception("run could not start; will be retried", extra=ids)
+        return
+    logger.exception("run could not start on its last receive", extra=ids)
+    reason = f"The backup failed repeatedly ({type(error).__name__})"
+    endpoints = None
+    if run is not None:
+        endpoints = [dict(e, status="cancelled", error=e.get("error") or reason)
+                     if e.get("status") in ("pending", "running") else e
+                     for e in run.get("endpoints") or []]
+    finish_run(account_id, run_id, "failed", endpoints=endpoints, error=reason, run=run)
 
 
 def _discard_uncheckpointed(run: dict, owner: str) -> None:

@@ -47,10 +47,11 @@ from typing import Any, Iterator, Mapping
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from handlers.shared import activity, clock, runs, schedules
+from handlers.shared import activity, analytics, clock, runs, schedules
+from handlers.shared import metrics
 from handlers.shared.alerts import alert_owners
 from handlers.shared.clients import table
-from handlers.shared.dynamo import transact
+from handlers.shared.dynamo import as_int as _count, transact
 from handlers.shared.http import ApiError
 from handlers.shared.log import get_logger
 from handlers.shared.sources import get_source
@@ -255,11 +256,16 @@ def fail_if_stuck(account_id: str, run_id: str, now: datetime) -> bool:
     release = runs.release_job_item(account_id, job_id, run_id, "failed", last_run_at=at)
     if release is not None:
         items.append(release)
+    records = sum(_count(e.get("records")) for e in endpoints if isinstance(e, Mapping))
+    bytes_ = sum(_count(e.get("bytes")) for e in endpoints if isinstance(e, Mapping))
+    items += analytics.finished_run_items(account_id, source_id=run.get("sourceId"), status="failed",
+                                          records=records, bytes_=bytes_, finished_at=at)
     reasons = transact(items)
     if reasons is not None:
         logger.info("scheduler: stuck run changed meanwhile; left alone",
                     extra={"accountId": account_id, "runId": run_id, "reasons": reasons})
         return False
+    metrics.run_finished("failed", records=records, bytes_=bytes_, account_id=account_id, run_id=run_id)
     logger.info("scheduler: failed stuck run",
                 extra={"accountId": account_id, "runId": run_id, "jobId": job_id,
                        "was": run["status"], "deadline": int(deadline)})

@@ -5,17 +5,26 @@ path ("acc_root/acc_child/..."), depth, createdAt, updatedAt`` plus usage counte
 (``sourceCount, jobCount, storageBytes, subAccountCount``, ``runsMonth``/``runsThisMonth``)
 kept by atomic updates on writes. A membership row (users-accounts): ``userId, accountId,
 role, createdAt``.
+
+Billing keeps the account's subscription on the same row (handlers/billing/store.py):
+``stripeCustomerId, subscriptionId, subscriptionStatus, currentPeriodEnd,
+cancelAtPeriodEnd, pastDueSince`` (epoch seconds of the first failed payment; absent when
+paid up) and ``billingUpdatedAt`` (the ``created`` epoch of the latest Stripe event applied).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from handlers.shared import clock
 from handlers.shared.clients import table
 from handlers.shared.http import ApiError
 from handlers.shared.plans import PLANS_BY_ID, Plan
 
 MAX_DEPTH = 5            # a root and four levels below it
+# A failed payment leaves the plan's limits in force this long; then the account falls back
+# to the free plan's limits (nothing is deleted) until a payment succeeds.
+PAST_DUE_GRACE_DAYS = 7
 
 
 def get_account(account_id: str | None) -> dict | None:
@@ -59,6 +68,26 @@ def effective_plan(account: dict) -> Plan:
         if parent is None:
             break
         account, seen = parent, seen + 1
+    return plan_in_force(account)
+
+
+def grace_ends_at(account: dict) -> int | None:
+    """Epoch seconds when a past-due account's grace period ends (None: paid up)."""
+    since = account.get("pastDueSince")
+    if since is None:
+        return None
+    try:
+        return int(since) + PAST_DUE_GRACE_DAYS * 86400
+    except (TypeError, ValueError):
+        return 0
+
+
+def plan_in_force(account: dict) -> Plan:
+    """The plan an account row holds, unless a payment has been failing for longer than
+    the grace period: then the free plan's limits apply (data is kept)."""
+    ends = grace_ends_at(account)
+    if ends is not None and ends <= clock.epoch():
+        return PLANS_BY_ID["free"]
     return PLANS_BY_ID.get(str(account.get("plan", "free")), PLANS_BY_ID["free"])
 
 

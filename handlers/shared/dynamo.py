@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from handlers.shared.clients import resource
 
+CONFLICT_ATTEMPTS = 4
+
 
 def transact(items: list[dict]) -> list[str] | None:
     """Run a write transaction (items in the resource layer's Python types). None when it
     committed; otherwise the cancellation reason code of each item, in order
-    (``ConditionalCheckFailed``, ``TransactionConflict``, ``None``...)."""
-    try:
-        resource("dynamodb").meta.client.transact_write_items(TransactItems=items)
-        return None
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-            raise
-        reasons = [r.get("Code") or "None" for r in error.response.get("CancellationReasons") or []]
-        return reasons or ["Unknown"] * len(items)
+    (``ConditionalCheckFailed``, ``TransactionConflict``, ``None``...).
+
+    A transaction cancelled only because another one was writing the same items at that
+    moment (``TransactionConflict``: shared counters, e.g. two runs of one account ending
+    together) committed nothing, so it is tried again, a few times with a short backoff."""
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            resource("dynamodb").meta.client.transact_write_items(TransactItems=items)
+            return None
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code") or "None" for r in error.response.get("CancellationReasons") or []]
+            reasons = reasons or ["Unknown"] * len(items)
+        if "TransactionConflict" not in reasons or any(
+                r not in ("TransactionConflict", "None") for r in reasons):
+            return reasons
+        time.sleep(0.05 * (2 ** attempt) * (0.5 + random.random()))
+    return reasons
 
 
 def as_int(value: Any) -> int:

@@ -2,7 +2,8 @@
 
 API Gateway (HTTP API, payload 2.0) has already matched the route; ``api_handler``
 dispatches on the event's ``routeKey`` through the service's route table, checks the
-caller's role against the route's minimum, parses and validates the JSON body, and
+caller's role against the route's minimum, validates the query string and parses and
+validates the JSON body against the route's schemas, and
 shapes every outcome as ``{"success": true, "data": ...}`` or
 ``{"success": false, "error": ..., "code": ...}``.
 """
@@ -136,11 +137,16 @@ def _identity(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _request(route: Route, event: Mapping[str, Any], request_id: str) -> Request:
     identity = _identity(event)
+    query = dict(event.get("queryStringParameters") or {})
+    if route.query is not None:
+        from handlers.shared.schema import validate_query  # as for bodies: only routes with one
+
+        validate_query(route, query)
     return Request(
         route=route,
         body=_body(route, event),
         path=dict(event.get("pathParameters") or {}),
-        query=dict(event.get("queryStringParameters") or {}),
+        query=query,
         headers={k.lower(): v for k, v in (event.get("headers") or {}).items()},
         user_id=identity.get("userId"),
         account_id=identity.get("accountId"),

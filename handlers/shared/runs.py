@@ -25,7 +25,8 @@ from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
 
-from handlers.shared import activity, clock
+from handlers.shared import activity, analytics, clock
+from handlers.shared import metrics
 from handlers.shared.clients import client, table
 from handlers.shared.dynamo import transact
 from handlers.shared.http import ApiError
@@ -170,7 +171,7 @@ def start_run(account_id: str, job: Mapping[str, Any], *, trigger: str, actor: s
         enqueue(account_id, run_id)
     except Exception:
         # nothing will ever pick the run up: end it at once so the job is free again
-        _end_unqueued(account_id, job["jobId"], run_id)
+        _end_unqueued(account_id, job["jobId"], run_id, job.get("sourceId"))
         raise ApiError("unavailable", "The backup could not be queued; try again shortly") from None
 
     activity.record(account_id=account_id, action="jobs.run.start", actor=actor,
@@ -210,19 +211,20 @@ def _busy() -> ApiError:
                                 "to finish or cancel it")
 
 
-def _end_unqueued(account_id: str, job_id: str, run_id: str) -> None:
+def _end_unqueued(account_id: str, job_id: str, run_id: str, source_id: str | None) -> None:
     now = clock.iso()
+    # the job is freed and, like any run that ended, counts it in its stats
+    release = release_job_item(account_id, job_id, run_id, "failed")
     transact([
+        *analytics.finished_run_items(account_id, source_id=source_id, status="failed", records=0,
+                                      bytes_=0, finished_at=now),
         {"Update": {"TableName": table("runs").name, "Key": {"accountId": account_id, "runId": run_id},
                     "UpdateExpression": "SET #status = :failed, finishedAt = :now, #error = :why "
                                         "REMOVE activeState",
                     "ExpressionAttributeNames": {"#status": "status", "#error": "error"},
                     "ExpressionAttributeValues": {":failed": "failed", ":now": now,
                                                   ":why": "The backup could not be queued"}}},
-        {"Update": {"TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
-                    "UpdateExpression": "REMOVE activeRunId",
-                    "ConditionExpression": "activeRunId = :run",
-                    "ExpressionAttributeValues": {":run": run_id}}},
+        *([release] if release is not None else []),
     ])
 
 
@@ -285,7 +287,10 @@ def _cancel_pending(account_id: str, run: Mapping[str, Any]) -> dict | None:
     release = release_job_item(account_id, job_id, run_id, "cancelled")
     if release is not None:
         items.append(release)
+    items += analytics.finished_run_items(account_id, source_id=run.get("sourceId"), status="cancelled",
+                                          records=0, bytes_=0, finished_at=now)
     reasons = transact(items)
     if reasons is not None:
         return None
+    metrics.run_finished("cancelled", records=0, bytes_=0, account_id=account_id, run_id=run_id)
     return get_run(account_id, run_id)

@@ -21,7 +21,10 @@ the catalog's own paths.
 request unchanged, except that a request whose API key (Bearer or Basic user) is one of
 ``rejected`` gets Stripe's 401 answer without reaching the server behind it.
 
-Both record what they saw so tests can assert on it.
+:class:`FakeStripe` serves Stripe's list endpoints over fixed data sets, one per API key,
+and answers 500 or 429 (with Retry-After) storms on demand, for the fault tests.
+
+All of them record what they saw so tests can assert on it.
 """
 
 from __future__ import annotations
@@ -317,3 +320,127 @@ class RejectingProxy(_Server):
     def requests_with(self, key: str) -> list[Forwarded]:
         with self.lock:
             return [f for f in self.seen if f.key == key]
+
+
+# --------------------------------------------------------------------------- Stripe, with storms
+
+@dataclass
+class Storm:
+    """The next ``count`` requests (with ``api_key`` and to ``resource`` only, when given)
+    answer ``status``, after ``skip`` of them have been served normally."""
+    status: int
+    count: int
+    retry_after: str | None = None
+    resource: str | None = None
+    api_key: str | None = None
+    skip: int = 0
+    answered: int = 0
+
+
+@dataclass
+class Served:
+    at: float
+    api_key: str
+    resource: str
+    starting_after: str | None
+    status: int
+
+
+class _StripeHandler(_Handler):
+    def do_GET(self) -> None:
+        fake: FakeStripe = self.fake
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        resource = parts.path.rsplit("/", 1)[-1]
+        key = api_key_of(self.headers.get("Authorization", "")) or ""
+        with fake.lock:
+            datasets = fake.accounts.get(key)
+        if datasets is None:
+            return self._json(401, {"error": {"type": "invalid_request_error",
+                                              "message": "Invalid API Key provided"}})
+        if not parts.path.startswith("/v1/") or resource not in datasets:
+            return self._json(404, {"error": {"type": "invalid_request_error",
+                                              "message": f"Unrecognized request URL (GET: {parts.path})"}})
+        after = query.get("starting_after") or None
+        storm = fake._storm_for(key, resource)
+        if storm is not None:
+            fake._served(key, resource, after, storm.status)
+            headers = [("Content-Type", "application/json")]
+            if storm.retry_after is not None:
+                headers.append(("Retry-After", storm.retry_after))
+            kind = "rate_limit_error" if storm.status == 429 else "api_error"
+            body = json.dumps({"error": {"type": kind, "message": f"storm: HTTP {storm.status}"}})
+            return self._send(storm.status, body.encode(), headers)
+        records, positions = datasets[resource]
+        start = 0
+        if after is not None:
+            position = positions.get(after)
+            if position is None:
+                return self._json(400, {"error": {"type": "invalid_request_error",
+                                                  "message": f"No such object: '{after}'"}})
+            start = position + 1
+        limit = max(1, min(int(query.get("limit") or 10), 100))
+        page = records[start:start + limit]
+        fake._served(key, resource, after, 200)
+        self._json(200, {"object": "list", "url": parts.path, "data": page,
+                         "has_more": start + len(page) < len(records)})
+
+
+class FakeStripe(_Server):
+    """Stripe's list endpoints (``GET /v1/<resource>?limit=&starting_after=``, answering
+    Stripe's ``{"object": "list", "data", "has_more"}``) over fixed data sets, one set per
+    API key (:meth:`add_account`), where a test can start a 500 or 429 storm
+    (:meth:`storm`) while a backup runs. Every answer is recorded in ``served``."""
+
+    handler_class = _StripeHandler
+
+    def __init__(self):
+        super().__init__()
+        self.accounts: dict[str, dict[str, tuple[list[dict], dict[str, int]]]] = {}
+        self.storms: list[Storm] = []
+        self.served: list[Served] = []
+
+    def add_account(self, api_key: str, datasets: dict[str, list[dict]]) -> None:
+        with self.lock:
+            self.accounts[api_key] = {
+                name: (list(records), {r["id"]: i for i, r in enumerate(records)})
+                for name, records in datasets.items()}
+
+    def data(self, api_key: str, resource: str) -> list[dict]:
+        with self.lock:
+            return list(self.accounts[api_key][resource][0])
+
+    def storm(self, status: int, count: int, *, retry_after: str | None = None,
+              resource: str | None = None, api_key: str | None = None, skip: int = 0) -> Storm:
+        storm = Storm(status, count, retry_after, resource, api_key, skip)
+        with self.lock:
+            self.storms.append(storm)
+        return storm
+
+    def calm(self) -> None:
+        with self.lock:
+            self.storms.clear()
+
+    def _storm_for(self, api_key: str, resource: str) -> Storm | None:
+        with self.lock:
+            for storm in self.storms:
+                if storm.answered >= storm.count or storm.resource not in (None, resource) \
+                        or storm.api_key not in (None, api_key):
+                    continue
+                if storm.skip > 0:
+                    storm.skip -= 1
+                    return None
+                storm.answered += 1
+                return storm
+        return None
+
+    def _served(self, api_key: str, resource: str, after: str | None, status: int) -> None:
+        import time
+
+        with self.lock:
+            self.served.append(Served(time.monotonic(), api_key, resource, after, status))
+
+    def answers(self, api_key: str | None = None, resource: str | None = None) -> list[Served]:
+        with self.lock:
+            return [s for s in self.served
+                    if api_key in (None, s.api_key) and resource in (None, s.resource)]

@@ -392,3 +392,23 @@ def test_switch_to_an_account_the_user_is_not_a_member_of_is_404():
     assert "lastAccountId" not in get_row("users", userId=user["userId"])
     status, body = request("POST /accounts/switch", me, body={})
     assert status == 400 and body["code"] == "validation_failed"
+
+
+def test_a_sub_account_of_a_parent_past_its_payment_grace_shows_the_free_plan():
+    """Limits and every account view agree: a parent whose payment has failed for longer
+    than the grace period is on free limits, and so is its sub-account."""
+    from handlers.shared import clock
+    from handlers.shared.accounts import PAST_DUE_GRACE_DAYS
+
+    user, parent, me = tenant("owner", plan="pro")
+    child = seed_account("Child", parent=parent)
+    seed_member(user, child, "owner")
+    status, body = request("GET /accounts", me)
+    assert {i["accountId"]: i["plan"] for i in body["data"]["items"]} == \
+        {parent["accountId"]: "pro", child["accountId"]: "pro"}
+    table_row = {**parent, "pastDueSince": clock.epoch() - (PAST_DUE_GRACE_DAYS * 86400 + 60)}
+    from handlers.shared.clients import table
+    table("accounts").put_item(Item=table_row)
+    status, body = request("GET /accounts", me)
+    assert {i["accountId"]: i["plan"] for i in body["data"]["items"]} == \
+        {parent["accountId"]: "free", child["accountId"]: "free"}

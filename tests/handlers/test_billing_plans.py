@@ -22,8 +22,13 @@ def plans(identity: dict | None = None) -> tuple[int, dict]:
                 LambdaContext("listbackup-billing-test-api"))
 
 
-def test_only_the_public_plans_route_for_now():
-    assert [(r.route_key, r.access, r.status) for r in ROUTES] == [("GET /billing/plans", "public", 200)]
+def test_billing_routes_and_their_roles_follow_design_section_4():
+    assert {(r.route_key, r.access) for r in ROUTES} == {
+        ("GET /billing/plans", "public"), ("POST /billing/webhook", "public"),
+        ("GET /billing/subscription", "manager"), ("POST /billing/checkout", "owner"),
+        ("POST /billing/portal", "owner"), ("POST /billing/cancel", "owner"),
+        ("GET /billing/invoices", "owner")}
+    assert all(r.status == 200 for r in ROUTES)
 
 
 def test_plans_answer_without_a_credential():

@@ -50,11 +50,12 @@ def aws(monkeypatch):
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        for name in ("files", "accounts"):
+        for name in ("files", "accounts", "analytics"):
             spec = next(t for t in CORE_TABLES if t.name == name)
             boto3.client("dynamodb").create_table(**create_table_kwargs(spec, PREFIX + name))
         yield SimpleNamespace(s3=s3, files=boto3.resource("dynamodb").Table(PREFIX + "files"),
-                              accounts=boto3.resource("dynamodb").Table(PREFIX + "accounts"))
+                              accounts=boto3.resource("dynamodb").Table(PREFIX + "accounts"),
+                              analytics=boto3.resource("dynamodb").Table(PREFIX + "analytics"))
         clients.reset()
 
 
@@ -432,6 +433,12 @@ def storage(aws, account_id: str = "acc_1") -> int:
     return int(aws.accounts.get_item(Key={"accountId": account_id}, ConsistentRead=True)["Item"]["storageBytes"])
 
 
+def source_storage(aws, account_id: str = "acc_1", source_id: str = "src_1") -> int:
+    item = aws.analytics.get_item(Key={"accountId": account_id, "counter": f"source#{source_id}"},
+                                  ConsistentRead=True).get("Item") or {}
+    return int(item.get("storageBytes") or 0)
+
+
 def test_storage_follows_files_through_delete_and_restore_counting_each_flip_once(aws, indexer):
     seed_account(aws)
     aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * 300)
@@ -443,15 +450,17 @@ def test_storage_follows_files_through_delete_and_restore_counting_each_flip_onc
 
     marker = aws.s3.delete_object(Bucket=BUCKET, Key=KEY)
     removed = notification(s3_record("ObjectRemoved:DeleteMarkerCreated", KEY, marker["VersionId"]))
+    assert source_storage(aws) == 300                  # storage by source, in the same transaction
     deliver(indexer, removed)
     deliver(indexer, removed)
     assert storage(aws) == 1000 and row(aws, KEY)["countedBytes"] == 0
+    assert source_storage(aws) == 0
 
     aws.s3.delete_object(Bucket=BUCKET, Key=KEY, VersionId=marker["VersionId"])   # restore
     restored = notification(s3_record("ObjectRemoved:Delete", KEY, marker["VersionId"]))
     deliver(indexer, restored)
     deliver(indexer, created_event(aws.s3, KEY))      # a late created event changes nothing
-    assert storage(aws) == 1300
+    assert storage(aws) == 1300 and source_storage(aws) == 300
 
 
 def test_a_new_version_counts_its_own_size_and_expiry_lowers_usage(aws, indexer):
@@ -481,7 +490,8 @@ def test_a_concurrent_indexing_of_the_same_key_is_not_counted_twice(aws, indexer
     seed_account(aws, used=0)
     aws.s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"x" * 40)
     event = created_event(aws.s3, KEY)
-    real = indexer._update_kwargs
+    from handlers.shared import file_index   # the converging code the indexer runs
+    real = file_index._update_kwargs
     raced = {"left": 1}
 
     def interleaved(*args, **kwargs):
@@ -491,7 +501,7 @@ def test_a_concurrent_indexing_of_the_same_key_is_not_counted_twice(aws, indexer
             assert deliver(indexer, event) == {"batchItemFailures": []}
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(indexer, "_update_kwargs", interleaved)
+    monkeypatch.setattr(file_index, "_update_kwargs", interleaved)
     assert deliver(indexer, event) == {"batchItemFailures": []}
     assert storage(aws) == 40 and row(aws, KEY)["countedBytes"] == 40
 

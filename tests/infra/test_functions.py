@@ -20,7 +20,8 @@ COMPONENT_TYPES = ("listbackup:core:CoreService", "listbackup:api:ApiService",
                    "listbackup:auth:AuthService", "listbackup:account:AccountService",
                    "listbackup:activity:ActivityService", "listbackup:system:SystemService",
                    "listbackup:billing:BillingService", "listbackup:sources:SourcesService",
-                   "listbackup:integrations:IntegrationsService", "listbackup:jobs:JobsService")
+                   "listbackup:integrations:IntegrationsService", "listbackup:jobs:JobsService",
+                   "listbackup:data:DataService", "listbackup:analytics:AnalyticsService")
 
 
 def role_policy_of(program, function) -> dict:

@@ -1,4 +1,5 @@
-"""The auth, account, activity and billing services as the program declares them."""
+"""The auth, account and activity services as the program declares them (billing:
+test_billing_service.py)."""
 
 from __future__ import annotations
 
@@ -62,11 +63,6 @@ def test_activity_reads_only(program, stack):
     actions = {a for a, _ in grants(program, function)}
     assert actions == {"ssm:GetParameter", "dynamodb:GetItem", "dynamodb:Query",
                        "logs:CreateLogStream", "logs:PutLogEvents"}
-
-
-def test_billing_plans_need_no_aws_access(program, stack):
-    function = program.one(FUNCTION, name=f"listbackup-billing-{stack}-api")
-    assert {a for a, _ in grants(program, function)} == {"logs:CreateLogStream", "logs:PutLogEvents"}
 
 
 def test_only_auth_and_account_write_memberships_and_users(program, stack):

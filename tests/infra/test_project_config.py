@@ -11,6 +11,7 @@ from tests.conftest import ROOT, STACKS
 
 PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
 DECLARED = PROJECT["config"]
+# Pulumi's project schema knows only these (objects go in as JSON strings)
 TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
 
 
@@ -75,7 +76,7 @@ def test_stack_file_holds_every_stage_specific_value(stack):
     assert config["aws:region"] == "us-east-1"
     for key in ("domain", "certificateArn", "corsOrigins", "sesFromEmail", "logRetentionDays",
                 "dataProtection", "pointInTimeRecovery", "lambdaMemory", "authorizerCacheTtl",
-                "authorizerProvisionedConcurrency", "forceDestroy"):
+                "authorizerProvisionedConcurrency", "forceDestroy", "alarmEmail"):
         assert f"listbackup:{key}" in config, f"{stack} must say {key}"
 
 
