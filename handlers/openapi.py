@@ -21,6 +21,7 @@ import sys
 from typing import Any, Mapping
 
 from handlers.routes import all_routes
+from handlers.shared.http import _STATUS_CODES
 from handlers.shared.routing import Route
 
 ERROR_CODES = {
@@ -32,9 +33,7 @@ ERROR_CODES = {
     "404": "not_found", "409": "conflict", "413": "payload_too_large",
     "429": "rate_limited (with Retry-After)", "500": "internal", "503": "unavailable",
 }
-CODES = ["invalid_request", "validation_failed", "unauthorized", "invalid_credentials",
-         "plan_limit", "forbidden", "not_found", "conflict", "payload_too_large", "rate_limited",
-         "internal", "unavailable"]
+CODES = list(_STATUS_CODES)     # the error codes api_handler answers with
 _JSON = "application/json"
 
 

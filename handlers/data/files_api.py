@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from datetime import timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -89,7 +90,7 @@ def time_param(query: dict, name: str) -> str | None:
     except ValueError:
         raise ApiError("validation_failed", f"{name} must be an ISO-8601 time, e.g. "
                                             "2026-01-31T00:00:00Z", fields=[name]) from None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def bool_param(query: dict, name: str) -> bool | None:

@@ -104,6 +104,8 @@ def test_filters_by_source_run_path_type_dates_and_deleted(world, acme):
     assert listed(sourceId=acme["stripe"], to="2026-02-15T00:00:00+00:00") == [
         ids["charges1"], ids["customers1"]]
     assert listed(runId=run1, **{"from": "2026-02-01T00:00:02Z"}) == [ids["charges1"]]
+    # an offset is a different instant: 01:00:02+01:00 is 00:00:02Z
+    assert listed(runId=run1, **{"from": "2026-02-01T01:00:02+01:00"}) == [ids["charges1"]]
     assert listed(deleted="true") == []
     assert len(listed(deleted="false")) == 5
 
