@@ -28,15 +28,11 @@ MAX_RECEIVES, EXPORT_PART_BYTES, EXPORT_LEASE_SECONDS, EXPORT_SAFETY_MS.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import uuid
 from datetime import timedelta
 from typing import Any, Iterable, Iterator
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
@@ -44,13 +40,12 @@ from handlers.data import store, zipstream
 from handlers.data.exports import EXPORT_EXPIRY_DAYS, FINISHED, export_key, get_export
 from handlers.shared import activity, clock, mail
 from handlers.shared.clients import client, table
+from handlers.shared.consumer import leased_consumer
 from handlers.shared.log import get_logger
 
 logger = get_logger("data")
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 ACTOR = "system:exporter"
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
-_context: dict[str, Any] = {}
 
 
 def max_receives() -> int:
@@ -349,33 +344,4 @@ def process_message(body: dict, *, receive_count: int, owner: str, context: Any)
     return "completed"
 
 
-def record_handler(record: SQSRecord) -> None:
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        logger.error("export message is not JSON", extra={"messageId": record.message_id})
-        raise
-    if not isinstance(body, dict):
-        logger.warning("export message is not an object", extra={"messageId": record.message_id})
-        return
-    try:
-        receives = int(record.attributes.approximate_receive_count or 1)
-    except (TypeError, ValueError):
-        receives = 1
-    context = _context.get("lambda")
-    owner = f"{getattr(context, 'aws_request_id', None) or uuid.uuid4().hex}:{uuid.uuid4().hex[:8]}"
-    outcome = process_message(body, receive_count=receives, owner=owner, context=context)
-    logger.info("export message handled", extra={"messageId": record.message_id, "outcome": outcome,
-                                                 "exportId": body.get("exportId")})
-
-
-def _handle(event: dict, context: Any) -> dict:
-    _context["lambda"] = context
-    try:
-        return process_partial_response(event=event, record_handler=record_handler,
-                                        processor=processor, context=context)
-    finally:
-        _context.pop("lambda", None)
-
-
-handler = logger.inject_lambda_context(clear_state=True)(_handle)
+handler = leased_consumer(process_message, logger, what="export", id_field="exportId")

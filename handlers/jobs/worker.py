@@ -14,49 +14,8 @@ SAFETY_MARGIN_MS, UPLOAD_PART_BYTES.
 
 from __future__ import annotations
 
-import json
-import uuid
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from handlers.jobs import backup
 from handlers.jobs.backup import logger
+from handlers.shared.consumer import leased_consumer
 
-# batch size 1: report the failed message (retry, then DLQ) rather than raising
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-_context: dict[str, Any] = {}
-
-
-def record_handler(record: SQSRecord) -> None:
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        logger.error("job message is not JSON", extra={"messageId": record.message_id})
-        raise
-    if not isinstance(body, dict):
-        logger.warning("job message is not an object", extra={"messageId": record.message_id})
-        return
-    try:
-        receives = int(record.attributes.approximate_receive_count or 1)
-    except (TypeError, ValueError):
-        receives = 1
-    context = _context.get("lambda")
-    owner = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
-    outcome = backup.process_message(body, receive_count=receives, owner=f"{owner}:{uuid.uuid4().hex[:8]}",
-                                     context=context)
-    logger.info("job message handled", extra={"messageId": record.message_id, "outcome": outcome,
-                                               "runId": body.get("runId")})
-
-
-def _handle(event: dict, context: Any) -> dict:
-    _context["lambda"] = context
-    try:
-        return process_partial_response(event=event, record_handler=record_handler,
-                                        processor=processor, context=context)
-    finally:
-        _context.pop("lambda", None)
-
-
-handler = logger.inject_lambda_context(clear_state=True)(_handle)
+handler = leased_consumer(backup.process_message, logger, what="job", id_field="runId")
