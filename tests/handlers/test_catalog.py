@@ -55,10 +55,10 @@ ISSUE_STYLES = {OFFSET, PAGE, CURSOR_AFTER_ID, NEXT_URL, LINK_HEADER, CURSOR_TOK
 EXAMPLES = {
     ("keap", "api_key"): (["KeapAK-2f8a0c1d9e7b4a6c8d0e2f4a6b8c0d1e3f5a"],
                           ["", "short", "KeapAK 2f8a0c1d9e7b4a6c8d0e2f4a", "key\nX-Evil: 1"]),
-    ("stripe", "api_key"): (["sk_test_51HqLyjWDarjtT1zdp7dcXYZabc", "sk_live_FAKEfakeFAKEfake00000000",
+    ("stripe", "api_key"): (["sk_test_51FAKEfakeFAKEfake0000XYZabc", "sk_live_FAKEfakeFAKEfake00000000",
                              "rk_live_FAKEfakeFAKEfake0000000"],
-                            ["pk_test_51HqLyjWDarjtT1zdp7dc", "sk_test_", "sk_prod_51HqLyjWDarjtT1",
-                             "whsec_51HqLyjWDarjtT1zdp7dc", "sk_test_51Hq Lyj"]),
+                            ["pk_test_51FAKEfakeFAKEfake0000", "sk_test_", "sk_prod_51FAKEfake",
+                             "whsec_51FAKEfakeFAKEfake0000", "sk_test_51FAKE fake"]),
     ("mailchimp", "api_key"): (["0123456789abcdef0123456789abcdef-us21",
                                 "fedcba9876543210fedcba9876543210-us6"],
                                ["0123456789abcdef0123456789abcdef", "0123456789abcdef-us21",
