@@ -12,6 +12,7 @@ tests/e2e alike); :func:`stop` ends it. localstripe accepts any secret key start
 
 from __future__ import annotations
 
+import contextlib
 import asyncio
 import threading
 
@@ -72,3 +73,22 @@ def flush(url: str) -> None:
     import requests
 
     requests.delete(f"{url}/_config/data", timeout=5).raise_for_status()
+
+
+@contextlib.contextmanager
+def tenant(prefix: str):
+    """A flushed localstripe (started if needed, stopped after if this started it) and a
+    stripe client with a fresh fake key: yields (url, key, client)."""
+    import secrets
+
+    import stripe as stripe_lib
+
+    already = "url" in _state
+    url = start()
+    flush(url)
+    key = f"sk_test_{prefix}{secrets.token_hex(12)}"
+    try:
+        yield url, key, stripe_lib.StripeClient(key, base_addresses={"api": url})
+    finally:
+        if not already:
+            stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import secrets
 
 import pytest
 
@@ -20,18 +19,10 @@ CUSTOMERS = 12
 
 @pytest.fixture(scope="module")
 def stripe():
-    already = "url" in localstripe_server._state
-    url = localstripe_server.start()
-    localstripe_server.flush(url)
-    import stripe as stripe_lib
-
-    key = f"sk_test_backup{secrets.token_hex(12)}"
-    client = stripe_lib.StripeClient(key, base_addresses={"api": url})
-    ids = [client.v1.customers.create(params={"email": f"c{i}@example.com", "name": f"Customer {i}"})["id"]
-           for i in range(CUSTOMERS)]
-    yield url, key, ids
-    if not already:
-        localstripe_server.stop()
+    with localstripe_server.tenant("backup") as (url, key, client):
+        ids = [client.v1.customers.create(params={"email": f"c{i}@example.com", "name": f"Customer {i}"})["id"]
+               for i in range(CUSTOMERS)]
+        yield url, key, ids
 
 
 @pytest.fixture(scope="module")

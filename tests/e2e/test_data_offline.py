@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import re
-import secrets
 import urllib.request
 import zipfile
 
@@ -26,20 +25,12 @@ PRODUCTS = 4
 
 @pytest.fixture(scope="module")
 def stripe():
-    already = "url" in localstripe_server._state
-    url = localstripe_server.start()
-    localstripe_server.flush(url)
-    import stripe as stripe_lib
-
-    key = f"sk_test_data{secrets.token_hex(12)}"
-    client = stripe_lib.StripeClient(key, base_addresses={"api": url})
-    for i in range(CUSTOMERS):
-        client.v1.customers.create(params={"email": f"c{i}@example.com", "name": f"Customer {i}"})
-    for i in range(PRODUCTS):
-        client.v1.products.create(params={"name": f"Product {i}"})
-    yield url, key, client
-    if not already:
-        localstripe_server.stop()
+    with localstripe_server.tenant("data") as (url, key, client):
+        for i in range(CUSTOMERS):
+            client.v1.customers.create(params={"email": f"c{i}@example.com", "name": f"Customer {i}"})
+        for i in range(PRODUCTS):
+            client.v1.products.create(params={"name": f"Product {i}"})
+        yield url, key, client
 
 
 @pytest.fixture(scope="module")
