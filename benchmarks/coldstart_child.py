@@ -39,6 +39,7 @@ def main() -> None:
     if mode == "baseline":
         event = None
         import boto3
+        imported = time.perf_counter() - _T0
         boto3.client("dynamodb")
         status = None
     else:
@@ -48,13 +49,15 @@ def main() -> None:
         module_path, _, name = os.environ["_HANDLER"].rpartition(".")
         import importlib
         handler = getattr(importlib.import_module(module_path.replace("/", ".")), name)
+        imported = time.perf_counter() - _T0 - waited
         result = handler(event, _Context())
-        status = result.get("statusCode") if isinstance(result, dict) else None
+        status = (result.get("statusCode", result.get("isAuthorized")) if isinstance(result, dict) else None)
     elapsed = time.perf_counter() - _T0
     if event is not None:
         elapsed -= waited      # reading stdin waits on the parent: not part of a cold start
     loaded = sorted({m.split(".")[0] for m in sys.modules})
-    print(json.dumps({"ms": elapsed * 1000, "status": status, "modules": len(sys.modules),
+    print(json.dumps({"ms": elapsed * 1000, "import_ms": imported * 1000, "status": status,
+                      "modules": len(sys.modules),
                       "top": loaded}), file=sys.__stdout__, flush=True)
 
 

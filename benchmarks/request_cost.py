@@ -3,14 +3,18 @@ journey takes, and the analytics/usage reads with 100 and 10,000 runs.
 
     .venv/bin/python benchmarks/request_cost.py [--runs 100 10000] [--json out.json]
 
-Journey: tests/e2e/test_strict_mode.py's whole customer journey (identity, connectors, a
-backup, data, billing, analytics, invitations, sync) through offline mode in strict mode,
-whose hook (offline/strict_hook.py) runs inside every function process and appends each
-AWS call the function's botocore makes - one line per API call, so a transaction or a
-batch is one - with the function's name and the time. Requests go one at a time; a
-request's calls are the lines of its route's function (and, separately, of the
+Journey: tests/e2e/journey.py, the customer journey tests/e2e/test_strict_mode.py runs,
+which takes every route of the API with a successful answer (identity, connectors with an
+OAuth connect, backups run, cancelled and synced, data, billing through Checkout, portal
+and cancellation, a team, sub-accounts, analytics, activity, system), through offline mode
+in strict mode, whose hook (offline/strict_hook.py) runs inside every function process and
+appends each AWS call the function's botocore makes - one line per API call, so a
+transaction or a batch is one - with the function's name and the time. Requests go one at
+a time; a request's calls are the lines of its route's function (and, separately, of the
 authorizer) written between sending it and its answer. Background functions (worker,
 indexer, exporter, scheduler) are other functions and never counted against a route.
+``not_exercised`` lists the routes the journey did not take with a 2xx/3xx answer;
+``journey_failed`` names the step where the journey stopped, if it did.
 
 Histories: in-process moto, the handler called directly, calls counted by wrapping
 ``BaseClient._make_api_call`` (as tests/handlers/test_analytics_api.py does).
@@ -21,11 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import secrets
+import shutil
 import sys
 import tempfile
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -39,132 +41,104 @@ DEEP_STATUS = "GET /system/status"
 
 # ------------------------------------------------------------------ the journey
 
-def _templates(routes) -> list[tuple[re.Pattern, str, str, int]]:
-    out = []
-    for route in routes:
-        method, path = route.route_key.split(" ", 1)
-        params = path.count("{")
-        pattern = re.escape(path)
-        pattern = re.sub(r"\\\{[^}]*\\\+\\\}", ".+", pattern)
-        pattern = re.sub(r"\\\{[^}]*\\\}", "[^/]+", pattern)
-        out.append((re.compile(f"^{pattern}$"), method, route.route_key, params, route.function))
-    out.sort(key=lambda t: t[3])      # literal segments win over parameters
-    return out
-
-
-def _route_of(templates, method: str, path: str):
-    path = path.split("?", 1)[0]
-    for pattern, m, key, _, function in templates:
-        if m == method and pattern.match(path):
-            return key, function
-    return None, None
-
-
 def journey_costs() -> dict:
     from offline.evaluate import evaluate
     from offline.model import from_evaluation
+    from tests.e2e.journey import JourneyFailed, journey, platforms, strict_server
 
     deployment = from_evaluation(evaluate("dev"))
-    routes = deployment.api.routes
-    templates = _templates(routes)
-    authorizers = {r.authorizer.function for r in routes if r.authorizer}
-
-    from tests.connectors import localstripe_server
-    from tests.connectors.stripe_checkout_server import StripeCheckoutServer
-    from tests.e2e import harness
-    from tests.e2e import test_strict_mode as strict_journey
-
-    windows: list[tuple[str, str, float, float]] = []
-    lock = threading.Lock()
-    original = harness.OfflineServer.request
-
-    def timed(self, method, path, body=None, **kwargs):
-        if kwargs.get("base") is not None:        # /_offline helpers are not routes
-            return original(self, method, path, body, **kwargs)
-        t0 = time.time()
-        reply = original(self, method, path, body, **kwargs)
-        with lock:
-            windows.append((method, path, t0, time.time()))
-        return reply
+    routes = [{"route": r.route_key, "function": r.function, "authorized": r.authorization == "CUSTOM",
+               "authorizer": r.authorizer.function if r.authorizer else None}
+              for r in deployment.api.routes]
 
     records_home = Path(tempfile.mkdtemp(prefix="bench-request-cost-"))
     saved_tmp = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(records_home)       # strict mode's record folder lands here
-    harness.OfflineServer.request = timed
-    already = "url" in localstripe_server._state
-    url = localstripe_server.start()
-    checkout = None
+    failed = None
     try:
-        localstripe_server.flush(url)
-        import stripe as stripe_lib
-
-        key = f"sk_test_bench{secrets.token_hex(12)}"
-        client = stripe_lib.StripeClient(key, base_addresses={"api": url})
-        for i in range(strict_journey.CUSTOMERS):
-            client.v1.customers.create(params={"email": f"c{i}@example.com", "name": f"Customer {i}"})
-        for i in range(strict_journey.PRODUCTS):
-            client.v1.products.create(params={"name": f"Product {i}"})
-        checkout = StripeCheckoutServer(url).start()
-        for plan_id, price in strict_journey.PRICES.items():
-            checkout.create_price(strict_journey.BILLING_KEY, price, strict_journey.AMOUNTS[plan_id],
-                                  plan_id.capitalize())
-        stripe = {"url": url, "key": key, "checkout": checkout}
-        with strict_journey.strict_server(stripe) as server:
-            strict_journey.journey(server, stripe)
+        with platforms() as outside, strict_server(outside) as server:
+            try:
+                journey(server, outside)
+            except JourneyFailed as error:          # report what was measured up to there
+                failed = str(error)
             time.sleep(1)
+            sent = list(server.sent)
             # strict mode removes its records when it stops: read them now
             lines = [line for path in records_home.glob("offline-strict-*/*.jsonl")
                      for line in path.read_text().splitlines()]
     finally:
-        harness.OfflineServer.request = original
         if saved_tmp is None:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = saved_tmp
-        if checkout is not None:
-            checkout.stop()
-        if not already:
-            localstripe_server.stop()
+        shutil.rmtree(records_home, ignore_errors=True)
 
-    calls = []
+    records = []
     for line in lines:
         try:
-            record = json.loads(line)
+            records.append(json.loads(line))
         except ValueError:
             continue
-        if record.get("kind") == "call":
-            calls.append(record)
-    import shutil
-    shutil.rmtree(records_home, ignore_errors=True)
+    result = costs(sent, records, routes)
+    result["journey_failed"] = failed
+    result["pass"] = result["pass"] and failed is None
+    return result
+
+
+def costs(sent, records: list[dict], routes: list[dict]) -> dict:
+    """Per route, the DynamoDB calls its function made while each of its requests was in
+    flight. ``sent``: the journey's requests (tests.e2e.journey.Sent); ``records``: strict
+    mode's call records (``kind``, ``function``, ``service``, ``operation``, ``time``);
+    ``routes``: ``{route, function, authorized, authorizer}`` per route of the deployment."""
+    from tests.e2e.journey import RouteTable
+
+    table = RouteTable(r["route"] for r in routes)
+    function_of = {r["route"]: r["function"] for r in routes}
+    authorized = {r["route"] for r in routes if r["authorized"]}
+    authorizers = {r["authorizer"] for r in routes if r["authorizer"]}
+    calls = [c for c in records if c.get("kind") == "call"]
     dynamo = [c for c in calls if c.get("service") == "dynamodb"]
     scans = sorted({f"{c['function']} {c['operation']}" for c in calls
                     if c.get("operation") in ("Scan", "ParallelScan")})
 
     per_route: dict[str, list[int]] = {}
     per_route_ops: dict[str, list[str]] = {}
+    statuses: dict[str, set[int]] = {}
     authorizer_counts: list[int] = []
     unmatched = []
-    for method, path, t0, t1 in windows:
-        route, function = _route_of(templates, method, path)
+    for request in sent:
+        route = table.route_of(request.method, request.path)
         if route is None:
-            unmatched.append(f"{method} {path}")
+            unmatched.append(f"{request.method} {request.path} ({request.status})")
             continue
-        mine = [c for c in dynamo if c["function"] == function and t0 <= c["time"] <= t1]
-        auth = [c for c in dynamo if c["function"] in authorizers and t0 <= c["time"] <= t1]
+        window = [c for c in dynamo if request.started <= c["time"] <= request.answered]
+        mine = [c for c in window if c["function"] == function_of[route]]
         per_route.setdefault(route, []).append(len(mine))
-        per_route_ops.setdefault(route, [])
-        if len(mine) > len(per_route_ops[route]):
+        statuses.setdefault(route, set()).add(request.status)
+        if route not in per_route_ops or len(mine) > len(per_route_ops[route]):
             per_route_ops[route] = [c["operation"] for c in mine]
-        if any(r.route_key == route and r.authorization == "CUSTOM" for r in routes):
-            authorizer_counts.append(len(auth))
-    all_routes = sorted(r.route_key for r in routes)
+        if route in authorized:
+            authorizer_counts.append(len([c for c in window if c["function"] in authorizers]))
     result_routes = {}
     for route in sorted(per_route):
         worst = max(per_route[route])
         counted = route != DEEP_STATUS
-        result_routes[route] = {"requests": len(per_route[route]), "max_calls": worst,
-                                "operations": per_route_ops[route],
+        result_routes[route] = {"requests": len(per_route[route]), "statuses": sorted(statuses[route]),
+                                "max_calls": worst, "operations": per_route_ops[route],
                                 "pass": (worst <= TARGET) if counted else None}
+    not_exercised = table.not_taken(sent)
+    # An API function's call made while none of its requests was in flight is charged to no
+    # route (work at start-up, or left running after the answer): shown, never hidden.
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for request in sent:
+        route = table.route_of(request.method, request.path)
+        if route is not None:
+            windows.setdefault(function_of[route], []).append((request.started, request.answered))
+    stray: dict[str, list[str]] = {}
+    for c in dynamo:
+        if c["function"] in function_of.values() and not any(
+                t0 <= c["time"] <= t1 for t0, t1 in windows.get(c["function"], ())):
+            stray.setdefault(c["function"], []).append(c["operation"])
     return {
         "target": TARGET,
         "routes": result_routes,
@@ -172,12 +146,27 @@ def journey_costs() -> dict:
         "authorizer": {"requests": len(authorizer_counts),
                        "max_calls": max(authorizer_counts, default=0),
                        "calls_per_invocation": sorted(set(authorizer_counts))},
-        "not_exercised": [r for r in all_routes if r not in per_route],
+        "not_exercised": not_exercised,
         "unmatched_requests": unmatched,
+        "calls_outside_requests": stray,
         "scans": scans,
         "dynamodb_calls_total": len(dynamo),
-        "pass": not scans and all(v["pass"] is not False for v in result_routes.values()),
+        "pass": not not_exercised and not scans and not stray
+                and all(v["pass"] is not False for v in result_routes.values()),
     }
+
+
+def over_target(journey: dict) -> list[str]:
+    """One line per route over the target: its worst request's calls, counted by operation."""
+    lines = []
+    for route, v in sorted(journey["routes"].items(), key=lambda kv: (-kv[1]["max_calls"], kv[0])):
+        if v["pass"] is False:
+            ops: dict[str, int] = {}
+            for op in v["operations"]:
+                ops[op] = ops.get(op, 0) + 1
+            lines.append(f"{route}: {v['max_calls']} = " + " ".join(
+                f"{o}x{n}" if n > 1 else o for o, n in ops.items()))
+    return lines
 
 
 # ------------------------------------------------------------------ 100 vs 10,000 runs
@@ -240,7 +229,7 @@ def history_costs(sizes: list[int]) -> dict:
                 user, account, _ = seed_tenant("viewer")
                 me = {"userId": user["userId"], "accountId": account["accountId"], "role": "viewer"}
                 per_day: dict[int, int] = {}
-                with table("runs").batch_writer() as batch:
+                with boto3.resource("dynamodb").Table(table("runs").name).batch_writer() as batch:
                     for n in range(size):
                         day = n % 365
                         finished = now - timedelta(days=day, minutes=n % 600)
@@ -284,6 +273,12 @@ def main() -> None:
     if not args.skip_journey:
         result["journey"] = journey_costs()
     print(json.dumps(result, indent=1))
+    if "journey" in result:
+        journey = result["journey"]
+        print(f"routes over {TARGET} DynamoDB calls:", *(over_target(journey) or ["none"]),
+              f"routes not exercised: {', '.join(journey['not_exercised']) or 'none'}",
+              *([f"the journey stopped: {journey['journey_failed']}"] if journey["journey_failed"] else []),
+              sep="\n", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

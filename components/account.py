@@ -35,12 +35,13 @@ class AccountService(pulumi.ComponentResource):
                 table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
                                  "dynamodb:UpdateItem", "dynamodb:Query",
                                  "dynamodb:ConditionCheckItem"], t["accounts"], indexes=True),
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                 "dynamodb:DeleteItem", "dynamodb:Query",
+                # BatchGetItem: a path's account is read with the rows the route needs
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                 "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query",
                                  "dynamodb:ConditionCheckItem"], t["users-accounts"], indexes=True),
                 # DeleteItem: an invitation whose e-mail could not be sent is withdrawn
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                 "dynamodb:DeleteItem", "dynamodb:Query",
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                 "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query",
                                  "dynamodb:ConditionCheckItem"], t["invitations"], indexes=True),
                 # tokens issued by a switch record their refresh id
                 table_statement(["dynamodb:PutItem"], t["auth-tokens"]),

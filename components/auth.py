@@ -28,17 +28,21 @@ class AuthService(pulumi.ComponentResource):
             statements=[
                 parameter_statement(params["jwt-secret"], params["jwt-refresh-secret"],
                                     params["cursor-secret"]),
-                # register writes user, account and owner membership in one transaction
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                 "dynamodb:Query", "dynamodb:ConditionCheckItem"],
-                                t["users"], indexes=True),
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem"], t["accounts"]),
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
-                                t["users-accounts"]),
+                # register writes user, account and owner membership in one transaction;
+                # login reads the user, their last account and the address's failures in
+                # one BatchGetItem
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                 "dynamodb:UpdateItem", "dynamodb:Query",
+                                 "dynamodb:ConditionCheckItem"], t["users"], indexes=True),
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"],
+                                t["accounts"]),
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                 "dynamodb:Query"], t["users-accounts"]),
                 table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                  "dynamodb:Query"], t["api-keys"], indexes=True),
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                 "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                 "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                                 "dynamodb:ConditionCheckItem"],
                                 t["auth-tokens"], t["login-attempts"]),
                 args.send_mail_statement(),
                 *args.activity_statements(),

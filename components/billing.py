@@ -59,12 +59,14 @@ class BillingService(pulumi.ComponentResource):
                                     stripe["stripe-webhook-secret"]),
                 # the subscription lives on the account row; a sub-account's plan is its
                 # ancestor's; the webhook writes conditionally on the event stamp
-                table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"], t["accounts"]),
-                # the owner's e-mail for the Stripe customer
-                table_statement(["dynamodb:GetItem"], t["users"]),
-                table_statement(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                                t["billing-events"]),
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem"], t["billing-customers"]),
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
+                                t["accounts"]),
+                # the owner's e-mail for the Stripe customer (read with the account)
+                table_statement(["dynamodb:BatchGetItem"], t["users"]),
+                # an event's record is read with its customer link and account, and put with
+                # the change it makes (one transaction)
+                table_statement(["dynamodb:BatchGetItem", "dynamodb:PutItem"], t["billing-events"]),
+                table_statement(["dynamodb:BatchGetItem", "dynamodb:PutItem"], t["billing-customers"]),
                 table_statement(["dynamodb:PutItem"], t["activity"]),
                 table_statement(["dynamodb:UpdateItem"], t["activity-counters"]),
             ]))

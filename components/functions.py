@@ -129,17 +129,28 @@ def check_environment(where: str, environment: Mapping[str, object]) -> None:
 
 
 def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
+    # One Output.all over the distinct inputs (the same table ARN often appears in several
+    # statements), not one per statement: every input it takes costs an apply of its own.
+    inputs: list = []
+    slots: dict[int, int] = {}
+    for st in statements:
+        for resource in st.resources:
+            if id(resource) not in slots:
+                slots[id(resource)] = len(inputs)
+                inputs.append(resource)
+    where = [[slots[id(resource)] for resource in st.resources] for st in statements]
+
     def render(resolved: list) -> str:
         body = []
-        for st, resources in zip(statements, resolved):
+        for st, indexes in zip(statements, where):
             item = {"Effect": "Allow", "Action": sorted(set(st.actions)),
-                    "Resource": sorted(set(resources))}
+                    "Resource": sorted({resolved[i] for i in indexes})}
             if st.condition:
                 item["Condition"] = st.condition
             body.append(item)
         return json.dumps({"Version": "2012-10-17", "Statement": body}, sort_keys=True)
 
-    return pulumi.Output.all(*[pulumi.Output.all(*st.resources) for st in statements]).apply(render)
+    return pulumi.Output.all(*inputs).apply(render)
 
 
 _ASSUME_LAMBDA = json.dumps({
@@ -225,20 +236,21 @@ def attach_routes(parent: pulumi.Resource, service: str, built: BuiltFunction,
         f"{label}-integration", api_id=api.api_id, integration_type="AWS_PROXY",
         integration_uri=built.invoke_arn, payload_format_version="2.0",
         timeout_milliseconds=API_TIMEOUT * 1000, opts=child)
+    # one Output each, shared by every route of the integration
+    target = integration.id.apply(lambda i: f"integrations/{i}")
+    execution_arn = pulumi.Output.from_input(api.execution_arn)
     created = []
     for route in routes:
         slug = _slug(route)
         created.append(aws.apigatewayv2.Route(
-            f"{service}-{slug}", api_id=api.api_id, route_key=route.route_key,
-            target=integration.id.apply(lambda i: f"integrations/{i}"),
+            f"{service}-{slug}", api_id=api.api_id, route_key=route.route_key, target=target,
             authorization_type="NONE" if route.public else "CUSTOM",
             authorizer_id=None if route.public else api.authorizer_id,
             opts=child))
         # One permission per route, scoped to that method and path on this API.
         source_path = re.sub(r"\{[^}]+\}", "*", route.path)
-        allow_api_gateway(parent, f"{service}-{slug}-invoke", built,
-                          pulumi.Output.from_input(api.execution_arn).apply(
-                              lambda arn, m=route.method, p=source_path: f"{arn}/*/{m}{p}"))
+        allow_api_gateway(parent, f"{service}-{slug}-invoke", built, execution_arn.apply(
+            lambda arn, m=route.method, p=source_path: f"{arn}/*/{m}{p}"))
     return created
 
 

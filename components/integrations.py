@@ -23,7 +23,8 @@ class IntegrationsService(pulumi.ComponentResource):
                                  "dynamodb:UpdateItem"], args.tables["oauth-states"]),
                 *args.source_store_statements(),
                 # the callback re-reads the caller's membership: removed meanwhile, refused
-                table_statement(["dynamodb:GetItem"], args.tables["users-accounts"]),
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+                                args.tables["users-accounts"]),
                 # the callback stores the platform's tokens encrypted; it never decrypts
                 args.kms_statement(["kms:Encrypt"]),
                 *args.activity_statements(),

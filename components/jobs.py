@@ -42,15 +42,17 @@ class JobsService(pulumi.ComponentResource):
             name="api", entry="handlers.jobs.api", environment=base_env,
             statements=[
                 parameter_statement(c.cursor_secret),
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                 "dynamodb:DeleteItem", "dynamodb:Query",
+                # BatchGetItem: a cancel reads the job and the run together, a new job its
+                # source and account, a sub-account's plan its ancestors
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                 "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query",
                                  "dynamodb:ConditionCheckItem"], t["jobs"], indexes=True),
-                table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                 "dynamodb:Query", "dynamodb:ConditionCheckItem"],
-                                t["runs"], indexes=True),
-                table_statement(["dynamodb:GetItem"], t["sources"]),
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                                 "dynamodb:UpdateItem", "dynamodb:Query",
+                                 "dynamodb:ConditionCheckItem"], t["runs"], indexes=True),
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem"], t["sources"]),
                 # the plan's job limit: the account's counter and the job agree
-                table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem",
+                table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
                                  "dynamodb:ConditionCheckItem"], t["accounts"]),
                 count_runs,
                 enqueue,
@@ -83,6 +85,8 @@ class JobsService(pulumi.ComponentResource):
                           [data_objects]),
                 table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"],
                                 t["runs"], t["jobs"], t["sources"], t["accounts"]),
+                # a sub-account's plan (storage limit): its ancestors in one read
+                table_statement(["dynamodb:BatchGetItem"], t["accounts"]),
                 table_statement(["dynamodb:UpdateItem"], t["files"]),
                 count_runs,
                 *alert_statements,

@@ -233,16 +233,23 @@ class Observability:
 
     def _dashboard_body(self) -> pulumi.Output[str]:
         args = self._args
-        watched = pulumi.Output.from_input({
-            "functions": [args.names.function(*key.split("/", 1)) for key in args.functions],
-            "queues": [queue.name for _, queue in sorted(args.queues.items())],
-            "dead_letters": [queue.name for _, queue in sorted(args.dead_letter_queues.items())],
-            "api": ({"apiId": args.api.api_id, "stage": args.api.stage}
-                    if args.api is not None else None),
-            "alarms": [alarm.arn for alarm in self.alarms.values()],
-        })
-        return watched.apply(lambda w: json.dumps(
-            dashboard(region=args.region, stage=args.names.stage, **w), sort_keys=True))
+        functions = [args.names.function(*key.split("/", 1)) for key in args.functions]
+        # one flat Output.all of what is not known yet (each input costs it an apply)
+        queues = [queue.name for _, queue in sorted(args.queues.items())]
+        dead_letters = [queue.name for _, queue in sorted(args.dead_letter_queues.items())]
+        api = [args.api.api_id, args.api.stage] if args.api is not None else []
+        alarms = [alarm.arn for alarm in self.alarms.values()]
+
+        def render(values: list) -> str:
+            resolved = iter(values)
+            taken = [[next(resolved) for _ in part] for part in (queues, dead_letters, api, alarms)]
+            return json.dumps(dashboard(
+                region=args.region, stage=args.names.stage, functions=functions,
+                queues=taken[0], dead_letters=taken[1],
+                api={"apiId": taken[2][0], "stage": taken[2][1]} if taken[2] else None,
+                alarms=taken[3]), sort_keys=True)
+
+        return pulumi.Output.all(*queues, *dead_letters, *api, *alarms).apply(render)
 
 
 def dashboard(*, region: str, stage: str, functions: list[str], queues: list[str],

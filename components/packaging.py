@@ -49,46 +49,124 @@ class Artifact:
 
 def handler_modules(entry: str, root: Path = ROOT) -> list[str]:
     """Every ``handlers`` module the entry module needs, itself and packages included."""
-    seen: set[str] = set()
+    root = Path(root)
+    return sorted(_closure(entry, root, _module_files(root), {}))
+
+
+def build_bundle(entry: str, label: str, root: Path = ROOT, out_dir: Path | None = None) -> Artifact:
+    """Zip the modules ``entry`` needs into ``.build/bundles/{label}.zip``.
+
+    Cached by content (``.build/artifacts.json``): when the names of the ``handlers``
+    modules and the bytes of every module the bundle holds are those of the last build, and
+    the zip on disk is the one that build wrote, the bundle costs a directory listing and a
+    hash of its sources - no import scan, no compression. Anything else rebuilds it, to the
+    same bytes for the same sources."""
+    root = Path(root)
+    target = (out_dir or BUILD_DIR / "bundles") / f"{label}.zip"
+    tree = _module_files(root)
+    store = _store()
+    key = str(target)
+    tree_digest = _names_digest(tree)
+    recorded = store["bundles"].get(key)
+    if (recorded and recorded["entry"] == entry and recorded["root"] == str(root)
+            and recorded["tree"] == tree_digest):
+        sources = _read_sources(root, recorded["files"])
+        if sources is not None and _sources_digest(sources) == recorded["content"]:
+            known = _known_zip(target)
+            if known is not None and known.sha256 == recorded["sha256"]:
+                return known
+            artifact = _write_zip(sources, target)        # gone or replaced: the same bytes again
+            recorded["sha256"] = artifact.sha256
+            _save_store()
+            return artifact
+    sources = {}
+    closure = _closure(entry, root, tree, sources)
+    sources = {rel: sources[rel] for rel in closure.values()}
+    _save_imports_cache()
+    artifact = _write_zip(sources, target)
+    if _kept(target):
+        store["bundles"][key] = {"entry": entry, "root": str(root), "tree": tree_digest,
+                                 "files": sorted(sources), "content": _sources_digest(sources),
+                                 "sha256": artifact.sha256}
+        _save_store()
+    return artifact
+
+
+def _closure(entry: str, root: Path, tree: frozenset[str], sources: dict[str, bytes]) -> dict[str, str]:
+    """Module name -> file (relative to ``root``) of everything ``entry`` needs; ``sources``
+    collects the bytes read on the way."""
+    seen: dict[str, str] = {}
     todo = [entry]
     while todo:
         name = todo.pop()
         if name in seen:
             continue
-        path = _module_path(name, root)
-        if path is None:
+        rel = _module_file(name, tree)
+        if rel is None:
             raise PackagingError(f"module {name} not found under {root / HANDLERS_PACKAGE}")
-        seen.add(name)
+        seen[name] = rel
         parts = name.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages
-        todo.extend(_imports_of(name, path, root))
-    return sorted(seen)
+        source = sources.get(rel)
+        if source is None:
+            source = sources[rel] = (root / rel).read_bytes()
+        todo.extend(_imports_of(name, rel, source, tree))
+    return seen
 
 
-def build_bundle(entry: str, label: str, root: Path = ROOT, out_dir: Path | None = None) -> Artifact:
-    """Zip the modules ``entry`` needs into ``.build/bundles/{label}.zip``."""
-    files = {}
-    for name in handler_modules(entry, root):
-        path = _module_path(name, root)
-        files[str(path.relative_to(root)).replace(os.sep, "/")] = path.read_bytes()
-    _save_imports_cache()
-    return _write_zip(files, (out_dir or BUILD_DIR / "bundles") / f"{label}.zip")
+def _module_files(root: Path) -> frozenset[str]:
+    """Every ``.py`` file under ``root/handlers``, as ``handlers/...`` paths: which module
+    names exist (bytecode folders are not modules)."""
+    found = []
+    todo = [HANDLERS_PACKAGE]
+    while todo:
+        rel = todo.pop()
+        with os.scandir(os.path.join(root, rel)) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    if entry.name != "__pycache__":
+                        todo.append(f"{rel}/{entry.name}")
+                elif entry.name.endswith(".py"):
+                    found.append(f"{rel}/{entry.name}")
+    return frozenset(found)
 
 
-def _module_path(name: str, root: Path) -> Path | None:
+def _module_file(name: str, tree: frozenset[str]) -> str | None:
     if name != HANDLERS_PACKAGE and not name.startswith(HANDLERS_PACKAGE + "."):
         return None
-    base = root.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
+    base = name.replace(".", "/")
+    for candidate in (f"{base}.py", f"{base}/__init__.py"):
+        if candidate in tree:
             return candidate
     return None
+
+
+def _names_digest(tree: frozenset[str]) -> str:
+    return hashlib.sha256("\0".join(sorted(tree)).encode()).hexdigest()
+
+
+def _sources_digest(sources: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for rel in sorted(sources):
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(sources[rel]).digest())
+    return digest.hexdigest()
+
+
+def _read_sources(root: Path, files: list[str]) -> dict[str, bytes] | None:
+    sources = {}
+    try:
+        for rel in files:
+            with open(os.path.join(root, rel), "rb") as fh:
+                sources[rel] = fh.read()
+    except OSError:
+        return None         # a module is gone: the bundle changes
+    return sources
 
 
 # What each module imports depends only on its name and its bytes: parsing is most of a
 # bundle's build, so it is cached by content, in memory and in ``.build/imports.json`` (an
 # evaluation is a fresh process under `pulumi up`). A stale or foreign entry is harmless: a
-# changed file has another digest, and the candidates are still checked on disk below.
+# changed file has another digest, and the candidates are still checked against the tree.
 IMPORTS_CACHE = BUILD_DIR / "imports.json"
 _imports_cache: dict[str, list[list[str]]] | None = None
 _imports_dirty = False
@@ -114,15 +192,8 @@ def _save_imports_cache() -> None:
     global _imports_dirty
     if not _imports_dirty or _imports_cache is None:
         return
-    try:
-        IMPORTS_CACHE.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=IMPORTS_CACHE.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_imports_cache, fh)
-        os.replace(tmp, IMPORTS_CACHE)
+    if _write_json(IMPORTS_CACHE, _imports_cache):
         _imports_dirty = False
-    except OSError:
-        pass        # a cache: never a reason to fail a build
 
 
 def _candidates(name: str, source: bytes, path: Path) -> list[list[str]]:
@@ -144,13 +215,91 @@ def _candidates(name: str, source: bytes, path: Path) -> list[list[str]]:
     return found
 
 
-def _imports_of(name: str, path: Path, root: Path) -> list[str]:
+def _imports_of(name: str, rel: str, source: bytes, tree: frozenset[str]) -> list[str]:
     found = []
-    for module, *names in _cached_candidates(name, path.read_bytes(), path):
+    for module, *names in _cached_candidates(name, source, Path(rel)):
         found.append(module)
         # ``from handlers.shared import files`` imports a submodule by that name
-        found += [f"{module}.{n}" for n in names if _module_path(f"{module}.{n}", root)]
-    return [m for m in found if _module_path(m, root)]
+        found += [f"{module}.{n}" for n in names if _module_file(f"{module}.{n}", tree)]
+    return [m for m in found if _module_file(m, tree)]
+
+
+# ---------------------------------------------------------------- the artifact store
+
+# What was built, by content (``.build/artifacts.json``; an evaluation is a fresh process
+# under `pulumi up`, and this module is imported afresh for every evaluation here):
+# - "bundles": per zip, the entry, the digest of the module names, the files and the digest
+#   of their bytes, and the digest of the zip built from them;
+# - "zips": per zip, its size, mtime and inode when it was written or last read, with its
+#   digest and entries, so describing an unchanged zip costs a stat, not a read and a hash.
+# A stale entry is harmless: it matches only the very file (stat) or sources (bytes) it was
+# made from; concurrent evaluations may overwrite each other's entries, which costs a rebuild.
+ARTIFACTS_CACHE = BUILD_DIR / "artifacts.json"
+_artifacts: dict | None = None
+
+
+def _store() -> dict:
+    global _artifacts
+    if _artifacts is None:
+        try:
+            _artifacts = json.loads(ARTIFACTS_CACHE.read_text())
+            if not (isinstance(_artifacts, dict) and _artifacts.get("version") == 1):
+                raise ValueError("another layout")
+        except (OSError, ValueError):
+            _artifacts = {"version": 1, "bundles": {}, "zips": {}}
+    return _artifacts
+
+
+def _save_store() -> None:
+    store = _store()
+    for section in ("bundles", "zips"):      # zips deleted since: forget them
+        for path in [p for p in store[section] if not os.path.exists(p)]:
+            del store[section][path]
+    _write_json(ARTIFACTS_CACHE, store)
+
+
+def _kept(path: Path) -> bool:
+    """Whether the store remembers ``path``: only artifacts under the build folder, not the
+    zips tests write elsewhere."""
+    return path.parent.resolve().is_relative_to(BUILD_DIR.resolve())
+
+
+def _write_json(path: Path, value: object) -> bool:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(value))      # the C encoder: json.dump streams in Python
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False        # a cache: never a reason to fail a build
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _known_zip(path: Path) -> Artifact | None:
+    """``path``'s recorded description, if the file on disk is still the one it describes."""
+    known = _store()["zips"].get(str(path))
+    if known is None:
+        return None
+    try:
+        stamp = _stamp(path.stat())
+    except OSError:
+        return None
+    if known["stamp"] != stamp:
+        return None
+    return Artifact(path, known["sha256"], known["size"], tuple(known["files"]))
+
+
+def _remember_zip(artifact: Artifact, stamp: list[int]) -> bool:
+    if not _kept(artifact.path):
+        return False
+    _store()["zips"][str(artifact.path)] = {"stamp": stamp, "sha256": artifact.sha256,
+                                            "size": artifact.size, "files": list(artifact.files)}
+    return True
 
 
 # ---------------------------------------------------------------- the runtime layer
@@ -167,8 +316,24 @@ def read_pins(requirements: Path = LAMBDA_REQUIREMENTS) -> list[tuple[str, str]]
         match = _PIN.match(line)
         if not match:
             raise PackagingError(f"{requirements.name}: {line!r} is not an exact pin (name==version)")
+        if _normalized(match.group(1)) in RUNTIME_PROVIDED:
+            raise PackagingError(
+                f"{requirements.name}: {match.group(1)} comes with Lambda's Python runtime; a copy "
+                "in the layer would shadow the runtime's and be compiled from source on every cold "
+                "start (pin it in requirements-dev.txt for local runs instead)")
         pins.append((match.group(1), match.group(2)))
     return pins
+
+
+# What Lambda's Python runtime provides besides the standard library (the AWS SDK and its
+# dependencies, with their bytecode): never in the layer. requests (stripe's HTTP client)
+# uses the runtime's urllib3, as botocore does; Powertools uses its jmespath.
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil",
+                              "six", "urllib3"})
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def find_wheel(name: str, version: str, wheel_dir: Path = WHEEL_DIR) -> Path:
@@ -228,18 +393,38 @@ def _write_zip(files: dict[str, bytes], target: Path) -> Artifact:
             info.create_system = 3  # unix, whatever machine builds it
             zf.writestr(info, files[name], compresslevel=9)
     data = buffer.getvalue()
+    artifact = Artifact(target, hashlib.sha256(data).hexdigest(), len(data), tuple(sorted(files)))
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not (target.is_file() and target.read_bytes() == data):
+    stamp = None
+    try:
+        with open(target, "rb") as fh:
+            if fh.read() == data:
+                stamp = _stamp(os.fstat(fh.fileno()))
+    except OSError:
+        pass
+    if stamp is None:
         # Atomic: a concurrent evaluation never sees a half-written zip.
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".zip")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            stamp = _stamp(os.fstat(fh.fileno()))
         os.replace(tmp, target)
-    return Artifact(target, hashlib.sha256(data).hexdigest(), len(data), tuple(sorted(files)))
+    _remember_zip(artifact, stamp)
+    return artifact
 
 
 def _describe(path: Path) -> Artifact:
-    data = path.read_bytes()
+    """A zip's digest, size and entries: recorded by stat, read and hashed when it changed."""
+    known = _known_zip(path)
+    if known is not None:
+        return known
+    with open(path, "rb") as fh:
+        stamp = _stamp(os.fstat(fh.fileno()))
+        data = fh.read()
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = tuple(zf.namelist())
-    return Artifact(path, hashlib.sha256(data).hexdigest(), len(data), names)
+    artifact = Artifact(path, hashlib.sha256(data).hexdigest(), len(data), names)
+    if _remember_zip(artifact, stamp):
+        _save_store()
+    return artifact

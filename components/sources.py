@@ -58,10 +58,12 @@ class ConnectorInputs:
         """Create a source within the plan's limit: the account's counter and the row agree."""
         t = self.tables
         return [
-            table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                             "dynamodb:DeleteItem", "dynamodb:Query",
+            # BatchGetItem: the rows a request needs are read together (a source with its
+            # default job and account, a sub-account's ancestors for its plan)
+            table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                             "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query",
                              "dynamodb:ConditionCheckItem"], t["sources"]),
-            table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem",
+            table_statement(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
                              "dynamodb:ConditionCheckItem"], t["accounts"]),
         ]
 
@@ -81,6 +83,7 @@ class SourcesService(pulumi.ComponentResource):
                 table_statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                  "dynamodb:Query", "dynamodb:ConditionCheckItem"],
                                 t["runs"], t["jobs"], indexes=True),
+                table_statement(["dynamodb:BatchGetItem"], t["jobs"]),
                 # a run that cannot be queued ends failed, counted in the analytics
                 table_statement(["dynamodb:UpdateItem"], t["analytics"]),
                 Statement(["sqs:SendMessage"], [args.job_queue.arn]),

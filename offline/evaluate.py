@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.machinery
+import importlib.util
 import json
+import marshal
+import os
 import runpy
 import secrets as _secrets
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -70,11 +75,23 @@ class Evaluation:
 
 # ---------------------------------------------------------------- stack config
 
+# libyaml's parser when PyYAML has it (ten times faster on Pulumi.yaml's typed config)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _read_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_YAML_LOADER)
+
+
 def load_config(stack: str, root: Path = ROOT, overrides: dict[str, Any] | None = None
                 ) -> tuple[dict[str, str], list[str]]:
     """The stack's effective config as the CLI passes it: fully-qualified keys, string
     values (JSON for arrays and objects), and the list of secret keys."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    return _stack_config(_read_yaml(root / "Pulumi.yaml"), stack, root, overrides)
+
+
+def _stack_config(project: dict[str, Any], stack: str, root: Path,
+                  overrides: dict[str, Any] | None) -> tuple[dict[str, str], list[str]]:
     name = project["name"]
     config: dict[str, str] = {}
     secret_keys: list[str] = []
@@ -86,7 +103,7 @@ def load_config(stack: str, root: Path = ROOT, overrides: dict[str, Any] | None 
             secret_keys.append(full)
     declared_secret = set(secret_keys)
     stack_file = root / f"Pulumi.{stack}.yaml"
-    values = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    values = (_read_yaml(stack_file) or {}).get("config") or {}
     for key, value in {**values, **(overrides or {})}.items():
         full = key if ":" in key else f"{name}:{key}"
         if isinstance(value, dict) and "secure" in value:
@@ -249,6 +266,52 @@ class _WarningCollector:
     def error(self, msg, *a, **k): self.warnings.append("error: " + str(msg))
 
 
+# The program's modules are imported afresh for every evaluation (below). Those of this
+# repository load through a bytecode cache, as `pulumi up` would find them in __pycache__:
+# one file per module, holding the digest of the source it was compiled from, so a changed
+# module is compiled again. It works where writing bytecode beside the sources is turned
+# off (PYTHONDONTWRITEBYTECODE) and leaves no __pycache__ in the handlers' folders.
+BYTECODE_CACHE = ROOT / ".build" / "bytecode"
+
+
+class _CachedSourceLoader(importlib.machinery.SourceFileLoader):
+    def get_code(self, fullname: str):
+        source = self.get_data(self.path)
+        digest = hashlib.sha256(importlib.util.MAGIC_NUMBER + source).digest()
+        cached = BYTECODE_CACHE / (hashlib.sha256(self.path.encode()).hexdigest()[:32] + ".bin")
+        try:
+            data = cached.read_bytes()
+            if data[:32] == digest:
+                return marshal.loads(data[32:])
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        code = self.source_to_code(source, self.path)
+        try:
+            BYTECODE_CACHE.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=BYTECODE_CACHE, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(digest + marshal.dumps(code))
+            os.replace(tmp, cached)
+        except OSError:
+            pass            # a cache: never a reason to fail an evaluation
+        return code
+
+
+class _ProgramFinder:
+    """Finds the program's modules as the path finder does; this repository's load through
+    the bytecode cache (copies and fixture programs compile as usual)."""
+
+    @staticmethod
+    def find_spec(fullname: str, path=None, target=None):
+        if fullname.split(".")[0] not in PROGRAM_PACKAGES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if (spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader
+                and spec.loader.path.startswith(str(ROOT) + os.sep)):
+            spec.loader = _CachedSourceLoader(spec.loader.name, spec.loader.path)
+        return spec
+
+
 @contextlib.contextmanager
 def _program_modules(root: Path) -> Iterator[None]:
     """Import the program's own packages from ``root``, and forget them afterwards, so a
@@ -259,9 +322,11 @@ def _program_modules(root: Path) -> Iterator[None]:
 
     purge()
     sys.path.insert(0, str(root))
+    sys.meta_path.insert(0, _ProgramFinder)
     try:
         yield
     finally:
+        sys.meta_path.remove(_ProgramFinder)
         sys.path.remove(str(root))
         purge()
 
@@ -283,7 +348,8 @@ def evaluate(stack: str = "dev", root: Path | str = ROOT, *, preview: bool = Fal
     from pulumi.runtime import settings as pulumi_settings
 
     root = Path(root).resolve()
-    config, secret_keys = load_config(stack, root, overrides)
+    project = _read_yaml(root / "Pulumi.yaml")
+    config, secret_keys = _stack_config(project, stack, root, overrides)
     if upstream is None and config.get(PROMOTE_FROM):
         mirror = evaluate(stack, root, preview=preview, overrides={**(overrides or {}), "promoteFrom": ""})
         upstream = {config[PROMOTE_FROM]: {"artifacts": mirror.outputs["artifacts"]}}
@@ -295,7 +361,7 @@ def evaluate(stack: str = "dev", root: Path | str = ROOT, *, preview: bool = Fal
 
     pulumi_settings.ROOT.set(None)   # a fresh stack resource for every evaluation
     pulumi.runtime.set_all_config(config, secret_keys)
-    pulumi.runtime.set_mocks(mocks, project=_project_name(root), stack=stack, preview=preview,
+    pulumi.runtime.set_mocks(mocks, project=project["name"], stack=stack, preview=preview,
                              logger=collector, monitor=_make_monitor(mocks, records))
 
     @pulumi.runtime.test
@@ -314,7 +380,3 @@ def evaluate(stack: str = "dev", root: Path | str = ROOT, *, preview: bool = Fal
             error.warnings = collector.warnings  # type: ignore[attr-defined]
             raise
     return Evaluation(stack, preview, records, outputs, collector.warnings)
-
-
-def _project_name(root: Path) -> str:
-    return yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]

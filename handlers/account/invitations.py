@@ -20,15 +20,18 @@ from urllib.parse import quote
 
 from boto3.dynamodb.conditions import Key
 
-from handlers.account.store import AccountCache, as_int, path_account, query_page, table_name, transact
+from handlers.account.store import (AccountCache, as_int, path_account, path_account_with, query_page,
+                                    table_name, transact)
 from handlers.shared import activity, clock, cursors, mail
-from handlers.shared.accounts import get_account, membership
+from handlers.shared.accounts import valid_id
+from handlers.shared.dynamo import get_many
 from handlers.shared.clients import table
 from handlers.shared.http import ApiError, Request
 from handlers.shared.ids import new_id
 from handlers.shared.routing import ROLES
 
 VALID_DAYS = 7
+MAX_MEMBER_CHECKS = 10     # users the e-mail index may hold for one address (normally one)
 LINGER_DAYS = 30
 PENDING, ACCEPTED, REVOKED, EXPIRED = "pending", "accepted", "revoked", "expired"
 # The rule registration applies (handlers.auth.api): no whitespace or control characters.
@@ -73,13 +76,15 @@ def create_invitation(request: Request) -> dict:
         raise ApiError("validation_failed", "Invalid email: not an e-mail address",
                        fields=["email"])
     role = request.body["role"]
-    account = path_account(request)
+    # the account, the caller's (scope) and the inviter's name for the mail: one read
+    inviter_key = [("users", {"userId": request.user_id})] if valid_id(request.user_id) else []
+    account, found, _ = path_account_with(request, *inviter_key)
+    inviter = found[0] if found else None
     if ROLES.index(role) > ROLES.index(request.role or ROLES[0]):
         raise ApiError("forbidden", "You cannot invite someone with a role above your own"
                        if role != "owner" else "Only an owner can invite an owner")
-    if _is_member(email, account["accountId"]):
-        raise ApiError("conflict", "That address already belongs to a member of this account",
-                       fields=["email"])
+    users = table("users").query(IndexName="email-index",
+                                 KeyConditionExpression=Key("email").eq(email)).get("Items", [])
 
     code = secrets.token_urlsafe(24)
     expires = clock.epoch() + VALID_DAYS * 86400
@@ -87,26 +92,40 @@ def create_invitation(request: Request) -> dict:
            "role": role, "status": PENDING, "codeHash": code_hash(code),
            "invitedBy": request.user_id, "createdAt": clock.iso(), "inviteExpiresAt": expires,
            "expiresAt": expires + LINGER_DAYS * 86400}
-    table("invitations").put_item(Item=row, ConditionExpression="attribute_not_exists(inviteId)")
+    event = activity.request_items(request, "account.invitation.create", "invitation",
+                                   row["inviteId"], account_id=account["accountId"],
+                                   details={"role": role})
+    # The address must not belong to a member already: checked in the transaction that
+    # stores the invitation (and its audit event).
+    not_members = [{"ConditionCheck": {
+        "TableName": table_name("users-accounts"),
+        "Key": {"userId": user["userId"], "accountId": account["accountId"]},
+        "ConditionExpression": "attribute_not_exists(userId)"}}
+        for user in users[:MAX_MEMBER_CHECKS] if valid_id(user.get("userId"))]
+    reasons = transact([
+        {"Put": {"TableName": table_name("invitations"), "Item": row,
+                 "ConditionExpression": "attribute_not_exists(inviteId)"}},
+        *not_members, *event.items])
+    if reasons is not None:
+        if "ConditionalCheckFailed" in reasons[1:1 + len(not_members)]:
+            raise ApiError("conflict", "That address already belongs to a member of this account",
+                           fields=["email"])
+        raise ApiError("conflict", "The account changed meanwhile; try again")
     try:
-        _send(email, code, account, role, request.user_id)
+        _send(email, code, account, role, inviter)
     except Exception:
-        # A code nobody received must not stay valid.
-        table("invitations").delete_item(Key={"accountId": row["accountId"], "inviteId": row["inviteId"]})
+        # A code nobody received must not stay valid; the feed says why it went.
+        withdrawn = activity.request_items(request, "account.invitation.revoke", "invitation",
+                                           row["inviteId"], account_id=account["accountId"],
+                                           outcome="failure", details={"reason": "mail_not_sent"})
+        transact([{"Delete": {"TableName": table_name("invitations"),
+                              "Key": {"accountId": row["accountId"], "inviteId": row["inviteId"]}}},
+                  *withdrawn.items])
         raise
-    activity.record_request(request, "account.invitation.create", "invitation", row["inviteId"],
-                            account_id=account["accountId"], details={"role": role})
     return invitation_view(row)
 
 
-def _is_member(email: str, account_id: str) -> bool:
-    users = table("users").query(IndexName="email-index",
-                                 KeyConditionExpression=Key("email").eq(email)).get("Items", [])
-    return any(membership(u["userId"], account_id) for u in users)
-
-
-def _send(email: str, code: str, account: dict, role: str, inviter_id: str | None) -> None:
-    inviter = table("users").get_item(Key={"userId": inviter_id}).get("Item") if inviter_id else None
+def _send(email: str, code: str, account: dict, role: str, inviter: dict | None) -> None:
     who = (inviter or {}).get("name") or (inviter or {}).get("email") or "A ListBackup user"
     link = f"{os.environ.get('APP_URL', '').rstrip('/')}/invitations/accept?code={quote(code)}"
     text = (f"{who} invited you to join the ListBackup account \"{account.get('name', '')}\" "
@@ -140,9 +159,14 @@ def list_invitations(request: Request) -> dict:
 
 
 def revoke_invitation(request: Request) -> None:
-    account = path_account(request)
-    key = {"accountId": account["accountId"], "inviteId": request.path.get("inviteId") or ""}
-    row = table("invitations").get_item(Key=key).get("Item") if key["inviteId"] else None
+    invite_id = request.path.get("inviteId")
+    if not valid_id(invite_id):
+        path_account(request)
+        raise ApiError("not_found", "No such invitation")
+    # the account (and scope) and the invitation, in one read
+    account, (row,), _ = path_account_with(
+        request, ("invitations", {"accountId": request.path.get("accountId"), "inviteId": invite_id}))
+    key = {"accountId": account["accountId"], "inviteId": invite_id}
     if row is None:
         raise ApiError("not_found", "No such invitation")
     status = row.get("status", PENDING)
@@ -151,17 +175,18 @@ def revoke_invitation(request: Request) -> None:
     if status == ACCEPTED:
         raise ApiError("conflict", "This invitation has already been accepted; remove the "
                                    "member instead")
+    event = activity.request_items(request, "account.invitation.revoke", "invitation",
+                                   key["inviteId"], account_id=account["accountId"])
     reasons = transact([{"Update": {
         "TableName": table_name("invitations"), "Key": key,
         "UpdateExpression": "SET #status = :revoked, revokedAt = :now, revokedBy = :by",
         "ConditionExpression": "#status = :pending",
         "ExpressionAttributeNames": {"#status": "status"},
         "ExpressionAttributeValues": {":revoked": REVOKED, ":pending": PENDING,
-                                      ":now": clock.iso(), ":by": request.user_id}}}])
+                                      ":now": clock.iso(), ":by": request.user_id}}},
+        *event.items])
     if reasons is not None:
         raise ApiError("conflict", "This invitation changed meanwhile; reload and try again")
-    activity.record_request(request, "account.invitation.revoke", "invitation", key["inviteId"],
-                            account_id=account["accountId"])
     return None
 
 
@@ -183,20 +208,27 @@ def accept_invitation(request: Request) -> dict:
     if status == EXPIRED:
         raise ApiError("conflict", "This invitation has expired; ask for a new one")
 
-    user = table("users").get_item(Key={"userId": request.user_id}).get("Item") if request.user_id else None
+    # the caller, the invitation's account and any membership there, in one read
+    user, account, member = get_many(
+        ("users", {"userId": request.user_id}), ("accounts", {"accountId": row["accountId"]}),
+        ("users-accounts", {"userId": request.user_id, "accountId": row["accountId"]}),
+        consistent=False) if valid_id(request.user_id) and valid_id(row.get("accountId")) \
+        else (None, None, None)
     if user is None:
         raise ApiError("forbidden", "Sign in as the invited user to accept this invitation")
     if not user.get("emailVerified"):
         raise ApiError("forbidden", "Verify your e-mail address before accepting an invitation")
     if normalise_email(str(user.get("email", ""))) != row.get("email"):
         raise ApiError("forbidden", "This invitation was sent to a different e-mail address")
-    account = get_account(row["accountId"])
     if account is None:
         raise ApiError("not_found", "The account of this invitation no longer exists")
-    if membership(user["userId"], account["accountId"]) is not None:
+    if member is not None:
         raise ApiError("conflict", "You are already a member of this account")
 
     moment = clock.iso()
+    event = activity.request_items(request, "account.invitation.accept", "invitation",
+                                   row["inviteId"], account_id=account["accountId"],
+                                   details={"role": row["role"]})
     reasons = transact([
         {"Update": {
             "TableName": table_name("invitations"),
@@ -211,12 +243,11 @@ def accept_invitation(request: Request) -> dict:
             "Item": {"userId": user["userId"], "accountId": account["accountId"],
                      "role": row["role"], "createdAt": moment},
             "ConditionExpression": "attribute_not_exists(userId)"}},
+        *event.items,
     ])
     if reasons is not None:
         if reasons[0] == "ConditionalCheckFailed":
             raise ApiError("conflict", "This invitation has already been used")
         raise ApiError("conflict", "You are already a member of this account"
                        if reasons[1] == "ConditionalCheckFailed" else "Please try again")
-    activity.record_request(request, "account.invitation.accept", "invitation", row["inviteId"],
-                            account_id=account["accountId"], details={"role": row["role"]})
     return AccountCache([account]).view(account, row["role"])

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from boto3.dynamodb.conditions import Attr, Key
 
-from handlers.account.store import batch_get, path_account, query_page, table_name, transact
+from handlers.account.store import batch_get, path_account, path_account_with, query_page, table_name, transact
 from handlers.shared import activity, cursors
-from handlers.shared.accounts import membership
+from handlers.shared.accounts import membership, valid_id
 from handlers.shared.clients import table
 from handlers.shared.http import ApiError, Request
 
@@ -43,12 +43,18 @@ def list_members(request: Request) -> dict:
     return cursors.page([member_view(r, users.get(r["userId"])) for r in rows], last, scope)
 
 
-def _target(request: Request) -> tuple[dict, dict]:
-    account = path_account(request)
-    row = membership(request.path.get("userId"), account["accountId"])
-    if row is None:
+def _target(request: Request, *more: tuple[str, dict]) -> tuple[dict, dict, list]:
+    """The account, the member's row there and the rows ``more`` names: one read."""
+    user_id = request.path.get("userId")
+    if not valid_id(user_id):
+        path_account(request)
         raise ApiError("not_found", "No such member")
-    return account, row
+    account, rows, _ = path_account_with(
+        request, ("users-accounts", {"userId": user_id, "accountId": request.path.get("accountId")}),
+        *more)
+    if rows[0] is None:
+        raise ApiError("not_found", "No such member")
+    return account, rows[0], rows[1:]
 
 
 def _other_owner(account_id: str, user_id: str) -> dict | None:
@@ -66,9 +72,10 @@ def _other_owner(account_id: str, user_id: str) -> dict | None:
         kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
 
-def _change(row: dict, write: dict) -> None:
+def _change(row: dict, write: dict, extra: list[dict]) -> None:
     """Apply ``write`` (an Update or Delete of the member's row, conditioned on its role
-    being unchanged); when the row is an owner's, only while another owner remains."""
+    being unchanged) with ``extra`` entries (its audit event); when the row is an owner's,
+    only while another owner remains."""
     key = {"userId": row["userId"], "accountId": row["accountId"]}
     for _ in range(_TRIES):
         items = [write]
@@ -83,7 +90,7 @@ def _change(row: dict, write: dict) -> None:
                 "ConditionExpression": "#role = :owner",
                 "ExpressionAttributeNames": {"#role": "role"},
                 "ExpressionAttributeValues": {":owner": OWNER}}})
-        reasons = transact(items)
+        reasons = transact([*items, *extra])
         if reasons is None:
             return
         if reasons[0] == "ConditionalCheckFailed":
@@ -101,7 +108,7 @@ def _only_owner_touches_owner(request: Request, *roles: str) -> None:
 
 def update_member(request: Request) -> dict:
     new_role = request.body["role"]
-    account, row = _target(request)
+    account, row, (user,) = _target(request, ("users", {"userId": request.path.get("userId")}))
     old_role = row.get("role")
     _only_owner_touches_owner(request, old_role, new_role)
     if new_role != old_role:
@@ -111,27 +118,23 @@ def update_member(request: Request) -> dict:
             "UpdateExpression": "SET #role = :new",
             "ConditionExpression": "#role = :old",
             "ExpressionAttributeNames": {"#role": "role"},
-            "ExpressionAttributeValues": {":new": new_role, ":old": old_role}}})
-        activity.record_request(request, "account.member.update", "member", row["userId"],
-                                account_id=account["accountId"],
-                                details={"from": old_role, "to": new_role})
+            "ExpressionAttributeValues": {":new": new_role, ":old": old_role}}},
+            activity.request_items(request, "account.member.update", "member", row["userId"],
+                                   account_id=account["accountId"],
+                                   details={"from": old_role, "to": new_role}).items)
     row = {**row, "role": new_role}
-    user = table("users").get_item(Key={"userId": row["userId"]},
-                                   ProjectionExpression="userId, email, #name",
-                                   ExpressionAttributeNames={"#name": "name"}).get("Item")
     return member_view(row, user)
 
 
 def remove_member(request: Request) -> None:
-    account, row = _target(request)
+    account, row, _ = _target(request)
     _only_owner_touches_owner(request, row.get("role"))
     _change(row, {"Delete": {
         "TableName": table_name("users-accounts"),
         "Key": {"userId": row["userId"], "accountId": row["accountId"]},
         "ConditionExpression": "#role = :old",
         "ExpressionAttributeNames": {"#role": "role"},
-        "ExpressionAttributeValues": {":old": row.get("role")}}})
-    activity.record_request(request, "account.member.remove", "member", row["userId"],
-                            account_id=account["accountId"], details={"role": row.get("role")})
+        "ExpressionAttributeValues": {":old": row.get("role")}}},
+        activity.request_items(request, "account.member.remove", "member", row["userId"],
+                               account_id=account["accountId"], details={"role": row.get("role")}).items)
     return None
-

@@ -8,9 +8,10 @@ from typing import Any, Iterable, Mapping
 
 
 from handlers.shared import cursors
-from handlers.shared.accounts import MAX_DEPTH, account_view, get_account, plan_in_force, scoped_account
-from handlers.shared.dynamo import transact  # noqa: F401  (re-exported)
-from handlers.shared.clients import resource, table
+from handlers.shared.accounts import (account_view, ancestor_ids, get_account, in_scope, plan_holder,
+                                      plan_in_force, scoped_account, valid_id)
+from handlers.shared.dynamo import get_many, transact  # noqa: F401  (transact: re-exported)
+from handlers.shared.clients import dynamodb, table
 from handlers.shared.http import ApiError
 from handlers.shared.plans import Plan
 
@@ -24,6 +25,22 @@ def path_account(request) -> dict:
     if not account_id:
         raise ApiError("not_found", "No such account")
     return scoped_account(request, account_id)
+
+
+def path_account_with(request, *more: tuple[str, dict]) -> tuple[dict, list[dict | None], dict | None]:
+    """``path_account`` and, in the same BatchGetItem, the rows ``more`` names (``(short
+    table name, key)``; None when missing): ``(account, rows, the caller's account row if
+    it was read)``. 404 before anything else when the account is not in scope."""
+    account_id = request.path.get("accountId")
+    if not valid_id(account_id):
+        raise ApiError("not_found", "No such account")
+    keys: list[tuple[str, dict]] = [("accounts", {"accountId": account_id})]
+    below = account_id != request.account_id and valid_id(request.account_id)
+    if below:
+        keys.append(("accounts", {"accountId": request.account_id}))
+    rows = get_many(*keys, *more, consistent=False)
+    home = rows[1] if below else None
+    return in_scope(request, rows[0], home), rows[len(keys):], home
 
 
 def query_page(table_name: str, request, scope: str, **kwargs: Any) -> tuple[list[dict], dict | None]:
@@ -51,7 +68,7 @@ def batch_get(table_name: str, keys: Iterable[Mapping[str, Any]], key_name: str,
             request["ExpressionAttributeNames"] = dict(names)
         pending = {physical: request}
         for attempt in range(_BATCH_TRIES):
-            reply = resource("dynamodb").batch_get_item(RequestItems=pending)
+            reply = dynamodb().batch_get_item(RequestItems=pending)
             for row in reply.get("Responses", {}).get(physical, []):
                 found[row[key_name]] = row
             pending = reply.get("UnprocessedKeys") or {}
@@ -76,8 +93,8 @@ def as_int(value: Any) -> int:
 
 class AccountCache:
     """Account rows read at most once per request, so the effective plans of many
-    accounts (a hierarchy, the caller's accounts) cost one GetItem per distinct ancestor
-    instead of a walk per account."""
+    accounts (a hierarchy, the caller's accounts) cost at most one BatchGetItem per
+    account whose ancestors are not read yet, instead of a walk per account."""
 
     def __init__(self, rows: Iterable[dict] = ()) -> None:
         self._rows: dict[str, dict | None] = {r["accountId"]: r for r in rows}
@@ -91,17 +108,20 @@ class AccountCache:
             self._rows[account_id] = get_account(account_id)
         return self._rows[account_id]
 
+    def prefetch(self, accounts: Iterable[dict]) -> None:
+        """Read, in one BatchGetItem, every ancestor the plans of ``accounts`` may need that
+        is not read yet (a list of accounts then costs one read for all their plans)."""
+        wanted = list(dict.fromkeys(i for account in accounts for i in ancestor_ids(account)
+                                    if i not in self._rows))
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start:start + _BATCH]
+            self._rows.update(zip(chunk, get_many(*(("accounts", {"accountId": i}) for i in chunk),
+                                                  consistent=False)))
+
     def plan(self, account: dict) -> Plan:
         """As ``accounts.effective_plan``: a sub-account uses its parent's plan unless it
-        has its own subscription."""
-        seen = 0
-        while account and not account.get("ownSubscription") and account.get("parentAccountId") \
-                and seen < MAX_DEPTH + 1:
-            parent = self.get(account["parentAccountId"])
-            if parent is None:
-                break
-            account, seen = parent, seen + 1
-        return plan_in_force(account)
+        has its own subscription (ancestors not read yet: one BatchGetItem)."""
+        return plan_in_force(plan_holder(account, self._rows))
 
     def view(self, account: dict, role: str | None = None) -> dict:
         # account_view resolves the plan itself; handing it the resolved plan as the row's

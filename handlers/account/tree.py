@@ -9,12 +9,14 @@ from botocore.exceptions import ClientError
 from handlers.account.store import (AccountCache, as_int, batch_get, path_account, query_page,
                                     table_name, transact)
 from handlers.shared import activity, clock, cursors
-from handlers.shared.accounts import MAX_DEPTH, effective_plan, get_account, is_within, membership
+from handlers.shared.accounts import MAX_DEPTH, account_view, effective_plan, get_account, is_within, valid_id
 from handlers.shared.clients import table
 from handlers.shared.http import ApiError, Request
 from handlers.shared.ids import new_id
 from handlers.shared.plans import limit_of, plan_view
-from handlers.shared.sessions import token_pair
+from handlers.shared.dynamo import get_many
+from handlers.shared.routing import ROLES
+from handlers.shared.sessions import issue_pair
 
 
 def _home(request: Request) -> dict:
@@ -92,6 +94,7 @@ def list_accounts(request: Request) -> dict:
                             KeyConditionExpression=Key("userId").eq(request.user_id))
     accounts = batch_get("accounts", rows, "accountId")
     cache = AccountCache(accounts.values())
+    cache.prefetch(accounts.values())
     items = []
     for row in rows:
         account = accounts.get(row["accountId"])
@@ -112,6 +115,7 @@ def get_hierarchy(request: Request) -> dict:
         "accounts", request, scope, IndexName="root-path-index",
         KeyConditionExpression=Key("rootAccountId").eq(root) & Key("path").begins_with(path))
     cache = AccountCache([account, *rows])
+    cache.prefetch([account, *rows])
     items = [cache.view(row) for row in rows if is_within(row, account)]
     return {"accountId": account["accountId"], **cursors.page(items, last, scope)}
 
@@ -160,14 +164,15 @@ def create_sub_account(request: Request) -> dict:
                  "Item": {"userId": creator, "accountId": account_id, "role": "owner",
                           "createdAt": now},
                  "ConditionExpression": "attribute_not_exists(userId)"}},
+        *activity.request_items(request, "account.subaccount.create", "account", account_id,
+                                account_id=parent["accountId"], details={"name": name}).items,
     ])
     if reasons is not None:
         if reasons[0] == "ConditionalCheckFailed" and limit is not None:
             raise _over_limit(plan.name, limit)
         raise ApiError("conflict", "The account changed meanwhile; try again")
-    activity.record_request(request, "account.subaccount.create", "account", account_id,
-                            account_id=parent["accountId"], details={"name": name})
-    return AccountCache([parent, account]).view(account, "owner")
+    # a new sub-account uses its parent's plan, resolved above
+    return account_view({**account, "plan": plan.plan_id, "ownSubscription": True}, "owner")
 
 
 def _over_limit(plan_name: str, limit: int) -> ApiError:
@@ -180,18 +185,30 @@ def _over_limit(plan_name: str, limit: int) -> ApiError:
 
 def switch_account(request: Request) -> dict:
     account_id = request.body["accountId"]
-    member = membership(_user_id(request), account_id)
-    account = get_account(account_id) if member else None
-    if member is None or account is None:
+    user_id = _user_id(request)
+    if not valid_id(account_id) or not valid_id(user_id):
         raise ApiError("not_found", "No such account")
-    user = table("users").get_item(Key={"userId": request.user_id}).get("Item")
+    # the membership, the account and the user, in one read
+    member, account, user = get_many(
+        ("users-accounts", {"userId": user_id, "accountId": account_id}),
+        ("accounts", {"accountId": account_id}), ("users", {"userId": user_id}))
+    if member is None or account is None or member.get("role") not in ROLES:
+        raise ApiError("not_found", "No such account")
     if user is None:
         raise ApiError("not_found", "No such account")
     if user.get("status", "active") != "active":
         raise ApiError("forbidden", "This user is disabled")
-    pair = token_pair(user, account, member["role"])
-    table("users").update_item(
-        Key={"userId": request.user_id}, UpdateExpression="SET lastAccountId = :acc",
-        ExpressionAttributeValues={":acc": account_id})
-    activity.record_request(request, "account.switch", "account", account_id, account_id=account_id)
+    pair, session = issue_pair(user, account, member["role"])
+    # the new session, the account the next login starts in, and the audit event: together
+    reasons = transact([
+        session,
+        {"Update": {"TableName": table_name("users"), "Key": {"userId": user_id},
+                    "UpdateExpression": "SET lastAccountId = :acc",
+                    "ConditionExpression": "attribute_exists(userId)",
+                    "ExpressionAttributeValues": {":acc": account_id}}},
+        *activity.request_items(request, "account.switch", "account", account_id,
+                                account_id=account_id).items,
+    ])
+    if reasons is not None:
+        raise ApiError("conflict", "The account changed meanwhile; try again")
     return pair

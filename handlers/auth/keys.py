@@ -9,9 +9,7 @@ authorizer denies any row that has it.
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
-from handlers.auth.store import conditional_failure
+from handlers.auth import store
 from handlers.shared import activity, apikeys, clock, cursors
 from handlers.shared.clients import table
 from handlers.shared.http import ApiError, Request
@@ -44,9 +42,9 @@ def create(request: Request) -> dict:
     row = {"keyHash": key_hash, "keyId": new_id("key"), "accountId": request.account_id,
            "userId": request.user_id, "name": name, "role": role, "prefix": key[:PREFIX_CHARS],
            "createdAt": clock.iso()}
-    table("api-keys").put_item(Item=row, ConditionExpression="attribute_not_exists(keyHash)")
-    activity.record_request(request, "auth.apikey.create", "apiKey", row["keyId"],
-                            details={"name": name, "role": role})
+    event = activity.request_items(request, "auth.apikey.create", "apiKey", row["keyId"],
+                                   details={"name": name, "role": role})
+    store.transact(store.put("api-keys", row, "attribute_not_exists(keyHash)"), *event.items)
     return {"keyId": row["keyId"], "name": name, "role": role, "key": key,
             "prefix": row["prefix"], "createdAt": row["createdAt"]}
 
@@ -81,19 +79,18 @@ def revoke(request: Request) -> None:
         raise ApiError("not_found", "No such API key")
     if "revokedAt" in row:
         return None   # already revoked: nothing changes
+    event = activity.request_items(request, "auth.apikey.revoke", "apiKey", key_id,
+                                   details={"name": row.get("name", "")})
     try:
-        table("api-keys").update_item(
-            Key={"keyHash": row["keyHash"]},
-            UpdateExpression="SET revokedAt = :now, revokedBy = :who",
-            ConditionExpression="attribute_exists(keyHash) AND accountId = :a",
-            ExpressionAttributeValues={":now": clock.iso(), ":who": request.user_id,
-                                       ":a": request.account_id})
-    except ClientError as error:
-        if conditional_failure(error):
-            raise ApiError("not_found", "No such API key") from None
-        raise
-    activity.record_request(request, "auth.apikey.revoke", "apiKey", key_id,
-                            details={"name": row.get("name", "")})
+        store.transact(
+            store.update("api-keys", {"keyHash": row["keyHash"]},
+                         "SET revokedAt = :now, revokedBy = :who",
+                         values={":now": clock.iso(), ":who": request.user_id,
+                                 ":a": request.account_id},
+                         condition="attribute_exists(keyHash) AND accountId = :a"),
+            *event.items)
+    except store.Cancelled:
+        raise ApiError("not_found", "No such API key") from None
     return None
 
 

@@ -3,6 +3,11 @@ address is locked until that window ends, whatever password is offered.
 
 One row per address in login-attempts: ``failures``, ``windowStart`` (epoch seconds of the
 first failure of the window) and ``expiresAt`` (TTL, the end of the window).
+
+Login reads the row with the user in one BatchGetItem and writes its change (a failure
+counted, or the row deleted on success) in the transaction that records the attempt, so a
+login costs the same few calls whatever its outcome; a failure whose conditional count
+loses a race is counted again by ``note_failure``, so none is ever lost.
 """
 
 from __future__ import annotations
@@ -20,9 +25,14 @@ MAX_FAILURES = 5
 WINDOW_SECONDS = 15 * 60
 
 
-def retry_after(email: str) -> int | None:
-    """Seconds until ``email`` may try again, or None when it is not locked."""
-    row = table("login-attempts").get_item(Key={"email": email}).get("Item")
+def key(email: str) -> tuple[str, dict]:
+    """The address's row as ``dynamo.get_many`` takes it."""
+    return "login-attempts", {"email": email}
+
+
+def wait_of(row: dict | None) -> int | None:
+    """Seconds until the address may try again, from its row (None: not locked, or no
+    row); the caller reads the row with whatever else it needs (``key``)."""
     if row is None:
         return None
     failures, start = as_int(row.get("failures")) or 0, as_int(row.get("windowStart"))
@@ -30,6 +40,33 @@ def retry_after(email: str) -> int | None:
         return None
     remaining = start + WINDOW_SECONDS - time.time()
     return max(1, math.ceil(remaining)) if remaining > 0 else None
+
+
+def failure_item(email: str, row: dict | None) -> dict:
+    """The transaction entry counting one failure, given the row read just before: one more
+    in the current window, or the first of a new one. Its condition is the state that
+    read saw, so a transaction cancelled on it (another failure counted meanwhile) counts
+    nothing and the caller falls back to ``note_failure``."""
+    now = int(time.time())
+    cutoff = now - WINDOW_SECONDS
+    name = table("login-attempts").name
+    start = as_int(row.get("windowStart")) if row is not None else None
+    if start is not None and start > cutoff:
+        return {"Update": {
+            "TableName": name, "Key": {"email": email}, "UpdateExpression": "ADD failures :one",
+            "ConditionExpression": "windowStart > :cutoff",
+            "ExpressionAttributeValues": {":one": 1, ":cutoff": cutoff}}}
+    return {"Update": {
+        "TableName": name, "Key": {"email": email},
+        "UpdateExpression": "SET failures = :one, windowStart = :now, expiresAt = :end",
+        "ConditionExpression": "attribute_not_exists(email) OR windowStart <= :cutoff",
+        "ExpressionAttributeValues": {":one": 1, ":now": now, ":end": now + WINDOW_SECONDS,
+                                      ":cutoff": cutoff}}}
+
+
+def clear_item(email: str) -> dict:
+    """The transaction entry forgetting the address's failures (a success, a reset)."""
+    return {"Delete": {"TableName": table("login-attempts").name, "Key": {"email": email}}}
 
 
 def note_failure(email: str) -> None:
@@ -57,7 +94,3 @@ def note_failure(email: str) -> None:
         except ClientError as error:  # another request started the window meanwhile
             if not conditional_failure(error):
                 raise
-
-
-def clear(email: str) -> None:
-    table("login-attempts").delete_item(Key={"email": email})

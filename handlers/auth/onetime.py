@@ -4,7 +4,9 @@ The token goes to the user's mailbox only; the auth-tokens table keeps its sha25
 ``<kind>#<hex>`` with the user, the address it was sent to and an expiry (also the
 table's TTL attribute, but TTL deletion is lazy, so expiry is checked here). Consuming a
 token is a conditional update that sets ``usedAt``, done in the same transaction as the
-change the token allows, so a token works once.
+change the token allows, so a token works once. A row may also carry ``homeAccountId``,
+the account the user was in when it was issued: using the token reads the user and that
+account's membership in one call (to record the event there).
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ def token_id(kind: str, token: str) -> str:
     return f"{kind}#{hashlib.sha256(token.encode('utf-8')).hexdigest()}"
 
 
-def issue(kind: str, user: dict, extra: dict | None = None) -> str:
-    """A new token of ``kind`` for ``user``; only its hash is stored (with ``extra``)."""
+def new(kind: str, user: dict, extra: dict | None = None) -> tuple[str, dict]:
+    """A new token of ``kind`` for ``user`` and the transaction entry (``Put``) storing its
+    hash (with ``extra``): the token works once that entry has committed."""
     token = secrets.token_urlsafe(32)
-    table("auth-tokens").put_item(Item={
+    return token, store.put("auth-tokens", {
         **(extra or {}), "tokenId": token_id(kind, token), "kind": kind,
         "userId": user["userId"], "email": user["email"], "createdAt": clock.iso(),
         "expiresAt": int(time.time()) + TTL_SECONDS[kind]})
-    return token
 
 
 def find(kind: str, token: str) -> dict | None:

@@ -12,7 +12,8 @@ from typing import Any, Mapping
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError
 
-from handlers.shared.clients import resource, table
+from handlers.shared import dynamo
+from handlers.shared.clients import table
 
 
 class Cancelled(Exception):
@@ -47,17 +48,17 @@ def update(table_name: str, key: Mapping[str, Any], expression: str, *,
 
 def transact(*operations: dict) -> None:
     """All the writes or none; ``Cancelled`` when a condition failed. Items and values are
-    plain Python: the resource's client converts them to DynamoDB's format itself."""
-    try:
-        resource("dynamodb").meta.client.transact_write_items(TransactItems=list(operations))
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-            reasons = error.response.get("CancellationReasons") or []
-            # A condition that did not hold is the caller's business; anything else
-            # (throttling, a conflicting transaction) is a fault that surfaces as one.
-            if not reasons or any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                raise Cancelled() from None
-        raise
+    plain Python: clients.dynamodb() converts them to DynamoDB's format itself. A
+    transaction that only met another one writing the same items (an activity counter
+    shared by concurrent requests) is tried again (``dynamo.transact``)."""
+    reasons = dynamo.transact(list(operations))
+    if reasons is None:
+        return
+    # A condition that did not hold is the caller's business; anything else (throttling,
+    # conflicts that outlasted the retries) is a fault that surfaces as one.
+    if "ConditionalCheckFailed" in reasons or set(reasons) == {"Unknown"}:
+        raise Cancelled()
+    raise RuntimeError(f"transaction cancelled: {reasons}")
 
 
 def to_dynamo(value: Any) -> Any:

@@ -11,7 +11,8 @@ order).
 
 Tables of the billing service: ``billing-customers`` (a Stripe customer id -> its account,
 written when checkout creates the customer) and ``billing-events`` (ids of processed
-events, kept 30 days by TTL, put conditionally so each event is applied once).
+events, kept 30 days by TTL, put conditionally - with the change the event makes - so each
+event is applied once; see ``webhook.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from botocore.exceptions import ClientError
 from handlers.shared import clock
 from handlers.shared.accounts import get_account, grace_ends_at
 from handlers.shared.clients import table
+from handlers.shared.dynamo import transact
 
 EVENT_RETENTION_DAYS = 30        # Stripe retries for 3 days and keeps events for 30
 LIVE_STATUSES = ("active", "trialing", "past_due", "unpaid")
@@ -35,76 +37,40 @@ def _condition_failed(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-# --------------------------------------------------------------------------- events
-
-def claim_event(event_id: str, event_type: str, created: int) -> bool:
-    """Record ``event_id`` as being processed; False when it already was (a replay)."""
-    try:
-        table("billing-events").put_item(
-            Item={"eventId": event_id, "type": event_type, "created": created,
-                  "receivedAt": clock.iso(),
-                  "expiresAt": clock.ttl_after(days=EVENT_RETENTION_DAYS)},
-            ConditionExpression="attribute_not_exists(eventId)")
-        return True
-    except ClientError as error:
-        if _condition_failed(error):
-            return False
-        raise
-
-
-def finish_event(event_id: str, outcome: str, account_id: str | None) -> None:
-    values: dict[str, Any] = {":outcome": outcome}
-    expression = "SET outcome = :outcome"
-    if account_id:
-        expression += ", accountId = :account"
-        values[":account"] = account_id
-    table("billing-events").update_item(Key={"eventId": event_id}, UpdateExpression=expression,
-                                        ExpressionAttributeValues=values)
-
-
-def release_event(event_id: str) -> None:
-    """Forget a claim whose processing failed, so Stripe's retry processes it."""
-    table("billing-events").delete_item(Key={"eventId": event_id})
-
-
 # --------------------------------------------------------------------------- customers
 
-def account_of_customer(customer_id: str | None) -> str | None:
-    if not customer_id or not isinstance(customer_id, str) or len(customer_id) > 255:
-        return None
-    item = table("billing-customers").get_item(Key={"customerId": customer_id}).get("Item")
-    return item.get("accountId") if item else None
-
-
 def link_customer(account_id: str, customer_id: str) -> str:
-    """Make ``customer_id`` the account's Stripe customer unless it already has one; the
-    account's customer id (the winner of a race)."""
-    try:
-        table("accounts").update_item(
-            Key={"accountId": account_id},
-            UpdateExpression="SET stripeCustomerId = :customer",
-            ConditionExpression="attribute_exists(accountId) AND "
-                                "(attribute_not_exists(stripeCustomerId) OR stripeCustomerId = :customer)",
-            ExpressionAttributeValues={":customer": customer_id})
-    except ClientError as error:
-        if not _condition_failed(error):
-            raise
-        current = get_account(account_id) or {}
-        return str(current.get("stripeCustomerId") or "")
-    table("billing-customers").put_item(Item={"customerId": customer_id, "accountId": account_id,
-                                              "createdAt": clock.iso()})
-    return customer_id
+    """Make ``customer_id`` the account's Stripe customer unless it already has one, and
+    record the customer -> account link, in one transaction; the account's customer id
+    (the winner of a race; "" when the account is gone)."""
+    reasons = transact([
+        {"Update": {
+            "TableName": table("accounts").name, "Key": {"accountId": account_id},
+            "UpdateExpression": "SET stripeCustomerId = :customer",
+            "ConditionExpression": "attribute_exists(accountId) AND "
+                                   "(attribute_not_exists(stripeCustomerId) OR stripeCustomerId = :customer)",
+            "ExpressionAttributeValues": {":customer": customer_id}}},
+        {"Put": {"TableName": table("billing-customers").name,
+                 "Item": {"customerId": customer_id, "accountId": account_id,
+                          "createdAt": clock.iso()}}},
+    ])
+    if reasons is None:
+        return customer_id
+    if reasons[0] != "ConditionalCheckFailed":
+        raise RuntimeError(f"customer link cancelled: {reasons}")
+    current = get_account(account_id) or {}
+    return str(current.get("stripeCustomerId") or "")
 
 
 # --------------------------------------------------------------------------- account state
 
-def apply(account_id: str, created: int, *, sets: Mapping[str, Any],
-          removes: tuple[str, ...] = (), if_not_exists: Mapping[str, Any] | None = None,
-          subscription: str | None = None, or_none: bool = False) -> dict | None:
-    """Write billing attributes from an event created at ``created`` (epoch seconds), unless
-    a later event has been applied already, or (with ``subscription``) the account's
-    subscription is another one (``or_none``: or none yet). The new row, or None when the
-    write was refused."""
+def apply_item(account_id: str, created: int, *, sets: Mapping[str, Any],
+               removes: tuple[str, ...] = (), if_not_exists: Mapping[str, Any] | None = None,
+               subscription: str | None = None, or_none: bool = False) -> dict:
+    """The transaction entry writing billing attributes from an event created at
+    ``created`` (epoch seconds), conditional on no later event having been applied already
+    and (with ``subscription``) on the account's subscription being that one (``or_none``:
+    or none yet)."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {":created": created, ":now": clock.iso()}
     parts = ["billingUpdatedAt = :created", "updatedAt = :now"]
@@ -129,17 +95,12 @@ def apply(account_id: str, created: int, *, sets: Mapping[str, Any],
             condition += " AND (attribute_not_exists(subscriptionId) OR subscriptionId = :sub)"
         else:
             condition += " AND subscriptionId = :sub"
-    kwargs: dict[str, Any] = {"Key": {"accountId": account_id}, "UpdateExpression": expression,
-                              "ConditionExpression": condition,
-                              "ExpressionAttributeValues": values, "ReturnValues": "ALL_NEW"}
+    update: dict[str, Any] = {"TableName": table("accounts").name, "Key": {"accountId": account_id},
+                              "UpdateExpression": expression, "ConditionExpression": condition,
+                              "ExpressionAttributeValues": values}
     if names:
-        kwargs["ExpressionAttributeNames"] = names
-    try:
-        return table("accounts").update_item(**kwargs)["Attributes"]
-    except ClientError as error:
-        if _condition_failed(error):
-            return None
-        raise
+        update["ExpressionAttributeNames"] = names
+    return {"Update": update}
 
 
 def mark_cancel_at_period_end(account_id: str, subscription_id: str, value: bool) -> dict | None:

@@ -13,9 +13,8 @@ from typing import Any, Callable, Mapping
 
 from handlers.billing import config, store, stripe_api
 from handlers.shared import activity, cursors
-from handlers.shared.accounts import MAX_DEPTH, effective_plan, get_account
-from handlers.shared.clients import table
-from handlers.shared.dynamo import as_int
+from handlers.shared.accounts import get_account, plan_holder, plan_in_force, valid_id
+from handlers.shared.dynamo import as_int, get_many
 from handlers.shared.http import ApiError, Request
 from handlers.shared.log import get_logger
 from handlers.shared.plans import PLANS_BY_ID, limit_of
@@ -30,17 +29,6 @@ def _account(request: Request) -> dict:
     return account
 
 
-def _plan_holder(account: dict) -> dict:
-    """The account whose subscription sets this one's plan: itself, or the nearest ancestor
-    with its own subscription (the walk ``effective_plan`` makes)."""
-    holder, seen = account, 0
-    while holder and not holder.get("ownSubscription") and holder.get("parentAccountId") \
-            and seen < MAX_DEPTH + 1:
-        parent = get_account(holder["parentAccountId"])
-        if parent is None:
-            break
-        holder, seen = parent, seen + 1
-    return holder
 
 
 def stripe_call(what: str) -> Callable:
@@ -75,8 +63,9 @@ def plain(obj: Any) -> dict:
 # --------------------------------------------------------------------------- read
 
 def subscription_view(account: dict) -> dict:
-    plan = effective_plan(account)
-    holder = _plan_holder(account)
+    # the account whose subscription sets this one's plan: itself or an ancestor
+    holder = plan_holder(account)
+    plan = plan_in_force(holder)
 
     def figure(used: Any, kind: str) -> dict:
         return {"used": as_int(used), "limit": limit_of(plan, kind)}
@@ -112,15 +101,15 @@ def _checked_url(body: Mapping[str, Any], field: str) -> str:
 
 
 @stripe_call("customer")
-def _customer(client, request: Request, account: dict) -> str:
+def _customer(client, request: Request, account: dict, user: dict | None) -> str:
     """The account's Stripe customer, created on first use with the account id in its
-    metadata (a second customer created by a racing request is deleted again)."""
+    metadata (a second customer created by a racing request is deleted again); ``user``:
+    the caller's row (their address goes on the customer)."""
     existing = account.get("stripeCustomerId")
     if existing:
         return str(existing)
     params: dict[str, Any] = {"name": str(account.get("name") or "")[:256],
                               "metadata": {"accountId": account["accountId"]}}
-    user = table("users").get_item(Key={"userId": request.user_id}).get("Item") if request.user_id else None
     if user and user.get("email"):
         params["email"] = user["email"]
     created = client.v1.customers.create(params=params)["id"]
@@ -148,12 +137,17 @@ def create_checkout(request: Request) -> dict:
     price = config.price_of(plan.plan_id)
     if not price:
         raise ApiError("unavailable", f"The {plan.name} plan is not on sale on this stage")
-    account = _account(request)
+    # the account and the caller (for a new customer's address), in one read
+    account, user = get_many(("accounts", {"accountId": request.account_id}),
+                             ("users", {"userId": request.user_id}), consistent=False) \
+        if valid_id(request.account_id) and valid_id(request.user_id) else (_account(request), None)
+    if account is None:
+        raise ApiError("not_found", "No such account")
     if store.has_live_subscription(account):
         raise ApiError("conflict", "The account already has a subscription; change plans in the "
                                    "billing portal (POST /billing/portal)")
     client = stripe_api.client()
-    customer = _customer(client, request, account)
+    customer = _customer(client, request, account, user)
     metadata = {"accountId": account["accountId"], "planId": plan.plan_id}
     session = _checkout_session(client, {
         "mode": "subscription", "customer": customer,

@@ -4,11 +4,16 @@
    within five minutes (Stripe's scheme, checked by the stripe library); otherwise 400 and
    nothing changes.
 2. Event types this service does not handle answer 200 and are ignored.
-3. Each event id is claimed once in ``billing-events`` (conditional put, kept 30 days): a
-   replay answers 200 and changes nothing. When processing fails the claim is released and
-   the answer is 5xx, so Stripe's retry processes it.
+3. Each event id is recorded once in ``billing-events`` (conditional put, kept 30 days), in
+   the same transaction as the account change and the audit event it makes: a replay
+   answers 200 and changes nothing, and an event whose processing fails leaves no trace
+   (the answer is 5xx), so Stripe's retry processes it.
 4. Every state write is conditional on the account's ``billingUpdatedAt``: an event created
    before the state it would overwrite is ignored (Stripe does not deliver in order).
+
+Cost: one BatchGetItem (the event's record, the customer's link, the account the event
+names), a GetItem of the linked account when the event names none, a transaction linking
+a new customer (checkout), and the transaction recording the event.
 
 What each handled event does to the account the customer belongs to:
 
@@ -35,8 +40,10 @@ from typing import Any, Mapping
 
 from handlers.billing import config, store, stripe_api
 from handlers.billing.subscription import plain, stripe_call
-from handlers.shared import activity
-from handlers.shared.accounts import get_account
+from handlers.shared import activity, clock
+from handlers.shared.accounts import get_account, valid_id
+from handlers.shared.clients import table
+from handlers.shared.dynamo import get_many, transact
 from handlers.shared.http import ApiError, Request
 from handlers.shared.log import get_logger
 
@@ -51,8 +58,21 @@ ACTOR = "stripe"
 
 
 class Outcome:
-    def __init__(self, applied: bool, reason: str, account_id: str | None = None):
+    """What an event does: ``writes`` (the account change and its audit event) commit with
+    the event's record; when the change's condition fails (a later event was applied, or
+    the subscription is not the account's), the outcome is ``refused`` instead."""
+
+    def __init__(self, applied: bool, reason: str, account_id: str | None = None,
+                 writes: list[dict] | None = None, refused: str | None = None):
         self.applied, self.reason, self.account_id = applied, reason, account_id
+        self.writes, self.refused = writes or [], refused
+
+
+class Lookup:
+    """The rows the event's object leads to, read with the event's record in one call."""
+
+    def __init__(self, customer_account_id: str | None, claimed: dict | None) -> None:
+        self.customer_account_id, self.claimed = customer_account_id, claimed
 
 
 # --------------------------------------------------------------------------- entry
@@ -66,17 +86,58 @@ def stripe_webhook(request: Request) -> dict:
     event = _event(request.body)
     if event["type"] not in HANDLED:
         return {"received": True, "applied": False, "reason": "unhandled_type"}
-    if not store.claim_event(event["id"], event["type"], event["created"]):
+    done, lookup = _read(event)
+    if done:
         return {"received": True, "applied": False, "reason": "duplicate"}
-    try:
-        outcome = _dispatch(event)
-    except Exception:
-        store.release_event(event["id"])
-        raise
-    store.finish_event(event["id"], outcome.reason, outcome.account_id)
+    outcome = _dispatch(event, lookup)
+    if not _commit(event, outcome):
+        return {"received": True, "applied": False, "reason": "duplicate"}
     logger.info("stripe event", extra={"event_type": event["type"], "applied": outcome.applied,
                                        "reason": outcome.reason, "account_id": outcome.account_id})
     return {"received": True, "applied": outcome.applied, "reason": outcome.reason}
+
+
+def _read(event: dict) -> tuple[bool, Lookup]:
+    """Whether the event was processed already, and its object's customer link and claimed
+    account: one BatchGetItem."""
+    obj = event["object"]
+    customer = _id(obj.get("customer"))
+    claimed_id = _claimed_id(obj)
+    keys: list[tuple[str, dict]] = [("billing-events", {"eventId": event["id"]})]
+    if customer:
+        keys.append(("billing-customers", {"customerId": customer}))
+    if claimed_id:
+        keys.append(("accounts", {"accountId": claimed_id}))
+    rows = get_many(*keys)
+    link = rows[1] if customer else None
+    claimed = rows[-1] if claimed_id else None
+    return rows[0] is not None, Lookup((link or {}).get("accountId"), claimed)
+
+
+def _commit(event: dict, outcome: Outcome) -> bool:
+    """Record the event with its writes, in one transaction; False when another delivery of
+    it was recorded first. Writes refused by their condition: the event is recorded
+    alone with the ``refused`` outcome."""
+    reasons = transact([_record_item(event, outcome), *outcome.writes])
+    if reasons is None:
+        return True
+    if reasons[0] == "ConditionalCheckFailed":
+        return False
+    if outcome.writes and reasons[1] == "ConditionalCheckFailed":
+        outcome.applied, outcome.reason, outcome.writes = False, outcome.refused or "stale", []
+        return _commit(event, outcome)
+    raise RuntimeError(f"the event's transaction was cancelled: {reasons}")
+
+
+def _record_item(event: dict, outcome: Outcome) -> dict:
+    item: dict[str, Any] = {
+        "eventId": event["id"], "type": event["type"], "created": event["created"],
+        "receivedAt": clock.iso(), "expiresAt": clock.ttl_after(days=store.EVENT_RETENTION_DAYS),
+        "outcome": outcome.reason}
+    if outcome.account_id:
+        item["accountId"] = outcome.account_id
+    return {"Put": {"TableName": table("billing-events").name, "Item": item,
+                    "ConditionExpression": "attribute_not_exists(eventId)"}}
 
 
 def _raw_body(request: Request) -> str:
@@ -100,20 +161,17 @@ def _event(body: Any) -> dict:
             "object": dict(body["data"]["object"])}
 
 
-def _dispatch(event: dict) -> Outcome:
+def _dispatch(event: dict, lookup: Lookup) -> Outcome:
     kind, obj = event["type"], event["object"]
     if kind == "checkout.session.completed":
-        return _checkout_completed(event, obj)
-    if kind.startswith("customer.subscription."):
-        account = _account_for(obj)
-        if account is None:
-            return Outcome(False, "unknown_customer")
-        if kind == "customer.subscription.deleted":
-            return _subscription_ended(event, account, obj)
-        return _subscription_changed(event, account, snapshot(obj))
-    account = _account_for(obj)
+        return _checkout_completed(event, obj, lookup)
+    account = _account_for(obj, lookup)
     if account is None:
         return Outcome(False, "unknown_customer")
+    if kind == "customer.subscription.deleted":
+        return _subscription_ended(event, account, obj)
+    if kind.startswith("customer.subscription."):
+        return _subscription_changed(event, account, snapshot(obj))
     return _invoice(event, account, obj)
 
 
@@ -133,26 +191,31 @@ def _epoch(value: Any) -> int | None:
     return value
 
 
-def _account_for(obj: Mapping[str, Any]) -> dict | None:
+def _claimed_id(obj: Mapping[str, Any]) -> str | None:
+    """The account id checkout put in the object's metadata (or the session's reference)."""
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    claimed = _id(metadata.get("accountId")) or _id(obj.get("client_reference_id"))
+    return claimed if valid_id(claimed) else None
+
+
+def _account_for(obj: Mapping[str, Any], lookup: Lookup) -> dict | None:
     """The account a Stripe object belongs to: through its customer (linked at checkout),
     else through the account id checkout put in its metadata, if that account has no other
     customer."""
     customer = _id(obj.get("customer"))
-    account_id = store.account_of_customer(customer)
+    account_id = lookup.customer_account_id
     if account_id:
+        if lookup.claimed is not None and lookup.claimed["accountId"] == account_id:
+            return lookup.claimed
         return get_account(account_id)
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
-    claimed = _id(metadata.get("accountId")) or _id(obj.get("client_reference_id"))
-    if claimed is None or customer is None:
-        return None
-    account = get_account(claimed)
-    if account is None:
+    account = lookup.claimed
+    if account is None or customer is None:
         return None
     if account.get("stripeCustomerId") not in (None, "", customer):
         return None
     if store.link_customer(account["accountId"], customer) != customer:
         return None
-    return get_account(claimed)
+    return {**account, "stripeCustomerId": customer}
 
 
 # --------------------------------------------------------------------------- subscriptions
@@ -173,11 +236,12 @@ def snapshot(sub: Mapping[str, Any]) -> dict:
             "currentPeriodEnd": period_end, "cancelAtPeriodEnd": at_end}
 
 
-def _record(account: dict, action: str, resource_id: str | None, event: dict, **details: Any) -> None:
-    activity.record(account_id=account["accountId"], action=action, actor=ACTOR,
-                    resource_type="subscription", resource_id=resource_id,
-                    details={"eventId": event["id"], "eventType": event["type"],
-                             **{k: v for k, v in details.items() if v is not None}})
+def _event_items(account: dict, action: str, resource_id: str | None, event: dict,
+                 **details: Any) -> list[dict]:
+    return activity.items(account_id=account["accountId"], action=action, actor=ACTOR,
+                          resource_type="subscription", resource_id=resource_id,
+                          details={"eventId": event["id"], "eventType": event["type"],
+                                   **{k: v for k, v in details.items() if v is not None}}).items
 
 
 def _subscription_changed(event: dict, account: dict, snap: dict) -> Outcome:
@@ -198,31 +262,29 @@ def _subscription_changed(event: dict, account: dict, snap: dict) -> Outcome:
     if snap["currentPeriodEnd"] is not None:
         sets["currentPeriodEnd"] = snap["currentPeriodEnd"]
     late = status in store.LATE_STATUSES
-    updated = store.apply(account["accountId"], event["created"], sets=sets,
-                          removes=() if late else ("pastDueSince",),
-                          if_not_exists={"pastDueSince": event["created"]} if late else None)
-    if updated is None:
-        return Outcome(False, "stale", account["accountId"])
+    change = store.apply_item(account["accountId"], event["created"], sets=sets,
+                              removes=() if late else ("pastDueSince",),
+                              if_not_exists={"pastDueSince": event["created"]} if late else None)
     previous = str(account.get("plan") or "free")
     action = "billing.plan.change" if previous != snap["planId"] else "billing.subscription.update"
-    _record(updated, action, sub_id, event, plan=snap["planId"], previousPlan=previous,
-            status=status, cancelAtPeriodEnd=snap["cancelAtPeriodEnd"])
-    return Outcome(True, "applied", account["accountId"])
+    return Outcome(True, "applied", account["accountId"], refused="stale", writes=[
+        change, *_event_items(account, action, sub_id, event, plan=snap["planId"],
+                              previousPlan=previous, status=status,
+                              cancelAtPeriodEnd=snap["cancelAtPeriodEnd"])])
 
 
 def _ended(event: dict, account: dict, sub_id: str, status: str) -> Outcome:
     """The subscription is over: the free plan (a sub-account uses its parent's again)."""
     root = not account.get("parentAccountId")
-    updated = store.apply(account["accountId"], event["created"],
-                          sets={"plan": "free", "ownSubscription": root, "subscriptionId": sub_id,
-                                "subscriptionStatus": status, "cancelAtPeriodEnd": False},
-                          removes=("pastDueSince", "currentPeriodEnd"),
-                          subscription=sub_id, or_none=True)
-    if updated is None:
-        return Outcome(False, "stale_or_not_current", account["accountId"])
-    _record(updated, "billing.plan.change", sub_id, event, plan="free",
-            previousPlan=str(account.get("plan") or "free"), status=status)
-    return Outcome(True, "applied", account["accountId"])
+    change = store.apply_item(account["accountId"], event["created"],
+                              sets={"plan": "free", "ownSubscription": root,
+                                    "subscriptionId": sub_id, "subscriptionStatus": status,
+                                    "cancelAtPeriodEnd": False},
+                              removes=("pastDueSince", "currentPeriodEnd"),
+                              subscription=sub_id, or_none=True)
+    return Outcome(True, "applied", account["accountId"], refused="stale_or_not_current", writes=[
+        change, *_event_items(account, "billing.plan.change", sub_id, event, plan="free",
+                              previousPlan=str(account.get("plan") or "free"), status=status)])
 
 
 def _subscription_ended(event: dict, account: dict, obj: Mapping[str, Any]) -> Outcome:
@@ -237,10 +299,10 @@ def _fetch_subscription(sub_id: str) -> dict:
     return plain(stripe_api.client().v1.subscriptions.retrieve(sub_id))
 
 
-def _checkout_completed(event: dict, session: Mapping[str, Any]) -> Outcome:
+def _checkout_completed(event: dict, session: Mapping[str, Any], lookup: Lookup) -> Outcome:
     if session.get("mode") != "subscription":
         return Outcome(False, "not_a_subscription")
-    account = _account_for(session)
+    account = _account_for(session, lookup)
     if account is None:
         return Outcome(False, "unknown_customer")
     sub_id = _id(session.get("subscription"))
@@ -265,24 +327,22 @@ def _invoice(event: dict, account: dict, invoice: Mapping[str, Any]) -> Outcome:
     sub_id = _invoice_subscription(invoice)
     if not sub_id:
         return Outcome(False, "not_a_subscription_invoice", account["accountId"])
+    plan = str(account.get("plan") or "free")
     if event["type"] == "invoice.payment_failed":
-        updated = store.apply(account["accountId"], event["created"],
-                              sets={"subscriptionStatus": "past_due"},
-                              if_not_exists={"pastDueSince": event["created"]}, subscription=sub_id)
-        if updated is None:
-            return Outcome(False, "stale_or_not_current", account["accountId"])
-        _record(updated, "billing.payment.failed", sub_id, event, invoiceId=_id(invoice.get("id")),
-                plan=str(updated.get("plan") or "free"))
-        return Outcome(True, "applied", account["accountId"])
+        change = store.apply_item(account["accountId"], event["created"],
+                                  sets={"subscriptionStatus": "past_due"},
+                                  if_not_exists={"pastDueSince": event["created"]},
+                                  subscription=sub_id)
+        return Outcome(True, "applied", account["accountId"], refused="stale_or_not_current",
+                       writes=[change, *_event_items(account, "billing.payment.failed", sub_id, event,
+                                                     invoiceId=_id(invoice.get("id")), plan=plan)])
     # invoice.paid: a past-due account is paid up again
     if account.get("pastDueSince") is None and \
             account.get("subscriptionStatus") not in store.LATE_STATUSES:
         return Outcome(False, "nothing_to_change", account["accountId"])
-    updated = store.apply(account["accountId"], event["created"],
-                          sets={"subscriptionStatus": "active"}, removes=("pastDueSince",),
-                          subscription=sub_id)
-    if updated is None:
-        return Outcome(False, "stale_or_not_current", account["accountId"])
-    _record(updated, "billing.payment.succeeded", sub_id, event, invoiceId=_id(invoice.get("id")),
-            plan=str(updated.get("plan") or "free"))
-    return Outcome(True, "applied", account["accountId"])
+    change = store.apply_item(account["accountId"], event["created"],
+                              sets={"subscriptionStatus": "active"}, removes=("pastDueSince",),
+                              subscription=sub_id)
+    return Outcome(True, "applied", account["accountId"], refused="stale_or_not_current",
+                   writes=[change, *_event_items(account, "billing.payment.succeeded", sub_id, event,
+                                                 invoiceId=_id(invoice.get("id")), plan=plan)])

@@ -4,11 +4,14 @@ Tree (``GET /data/tree?sourceId=&path=``), three levels, each a paginated Query:
 
 - no ``sourceId``: one folder per source of the account (sources table), with the
   source's totals kept by its jobs (``runs``, ``records``, ``bytes`` backed up,
-  uncompressed; one Query of the jobs ``source-index`` per source);
+  uncompressed; one Query of the account's jobs, their stats only, for the whole page);
 - ``sourceId``: one folder per run of the source, newest first (runs ``source-index``),
   with what is stored now under it: ``files`` (not deleted), ``deletedFiles``, ``size``
-  (stored bytes of the files not deleted) and ``records`` (one Query of the files
-  ``run-index`` per run, at most ``RUN_FILES_READ`` rows);
+  (stored bytes of the files not deleted) and ``records``, counted from the source's
+  files newest first (files ``source-index``) in at
+  most ``RUN_LEVEL_QUERIES`` Queries reading at most ``store.MAX_READ`` rows for the whole
+  page - a request costs at most four calls however many runs it shows. A run whose files
+  were not all read within that shows ``partial: true`` (its counts are what was read);
 - ``sourceId`` and ``path=<runId>[/<folder>...]``: the run's files and sub-folders under
   that folder in path order (files ``run-index``, ``begins_with`` on the path), each
   sub-folder with the ``files``, ``deletedFiles``, ``size`` and ``records`` below it.
@@ -37,8 +40,9 @@ from handlers.shared.clients import table
 from handlers.shared.dynamo import as_int
 from handlers.shared.http import ApiError, Request
 
-RUN_FILES_READ = 200
+RUN_LEVEL_QUERIES = 3    # files Queries of the runs level (the runs page is the 4th call)
 SEARCH_MAX_READ = 500
+JOB_PAGES = 3          # Query pages of an account's jobs the top of the tree reads (1 MB each)
 
 
 # --------------------------------------------------------------------------- tree
@@ -76,27 +80,36 @@ def _sources(request: Request, limit: int) -> dict:
     if start:
         kwargs["ExclusiveStartKey"] = start
     reply = table("sources").query(**kwargs)
+    sources = reply.get("Items", [])
+    by_source = _source_totals(request.account_id, [s["sourceId"] for s in sources])
     items = []
-    for source in reply.get("Items", []):
-        totals = _source_totals(request.account_id, source["sourceId"])
+    for source in sources:
+        totals = by_source.get(source["sourceId"]) or {"runs": 0, "records": 0, "bytes": 0}
         items.append({"type": "folder", "kind": "source", "sourceId": source["sourceId"],
                       "name": source.get("name", ""), "platform": source.get("type"),
                       "path": "", "lastRunAt": source.get("lastRunAt"), **totals})
     return cursors.page(items, reply.get("LastEvaluatedKey"), scope)
 
 
-def _source_totals(account_id: str, source_id: str) -> dict:
-    """What the source's jobs have backed up (the stats the worker keeps on each job)."""
-    totals = {"runs": 0, "records": 0, "bytes": 0}
-    kwargs: dict[str, Any] = {"IndexName": "source-index",
-                              "KeyConditionExpression": Key("sourceId").eq(source_id),
-                              "FilterExpression": Attr("accountId").eq(account_id)}
-    for _ in range(5):           # a source has a handful of jobs; bounded all the same
+def _source_totals(account_id: str, source_ids: list[str]) -> dict[str, dict]:
+    """What each source's jobs have backed up (the stats the worker keeps on each job), by
+    source: one Query of the account's jobs (their stats only) for the whole page, bounded
+    to ``JOB_PAGES`` pages."""
+    wanted = set(source_ids)
+    totals: dict[str, dict] = {}
+    if not wanted:
+        return totals
+    kwargs: dict[str, Any] = {"KeyConditionExpression": Key("accountId").eq(account_id),
+                              "ProjectionExpression": "sourceId, stats"}
+    for _ in range(JOB_PAGES):
         reply = table("jobs").query(**kwargs)
         for job in reply.get("Items", []):
+            if job.get("sourceId") not in wanted:
+                continue
             stats = job.get("stats") or {}
-            for name in totals:
-                totals[name] += as_int(stats.get(name))
+            sums = totals.setdefault(job["sourceId"], {"runs": 0, "records": 0, "bytes": 0})
+            for name in sums:
+                sums[name] += as_int(stats.get(name))
         if not reply.get("LastEvaluatedKey"):
             break
         kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
@@ -113,22 +126,50 @@ def _runs(request: Request, source_id: str, limit: int) -> dict:
     if start:
         kwargs["ExclusiveStartKey"] = start
     reply = table("runs").query(**kwargs)
+    runs = reply.get("Items", [])
+    counts, oldest_read = _run_counts(request.account_id, source_id, runs)
     items = []
-    for run in reply.get("Items", []):
-        counts = _empty_counts()
-        rows, _ = store.paged_query(
-            {"KeyConditionExpression": Key("runId").eq(run["runId"]),
-             "FilterExpression": Attr("accountId").eq(request.account_id)},
-            limit=RUN_FILES_READ, start=None, index="run-index", max_read=RUN_FILES_READ,
-            keep=lambda row: bool(row.get("key")))
-        for row in rows:
-            _count(counts, row)
+    for run in runs:
+        created = str(run.get("createdAt") or "")
         items.append({"type": "folder", "kind": "run", "runId": run["runId"],
                       "jobId": run.get("jobId"), "status": run.get("status"),
                       "path": run["runId"], "createdAt": run.get("createdAt"),
-                      "finishedAt": run.get("finishedAt"), **counts,
-                      "partial": len(rows) >= RUN_FILES_READ})
+                      "finishedAt": run.get("finishedAt"), **counts.get(run["runId"], _empty_counts()),
+                      # a run's files are all created after the run: when the read stopped
+                      # at a file newer than the run, older files of the run may be unread
+                      "partial": oldest_read is not None and oldest_read >= created})
     return cursors.page(items, reply.get("LastEvaluatedKey"), scope)
+
+
+def _run_counts(account_id: str, source_id: str, runs: list[dict]) -> tuple[dict[str, dict], str | None]:
+    """What is stored under each of ``runs`` (one source's, newest first), from the source's
+    files newest first; answers the counts per run id and the ``createdAt`` of the oldest
+    file read when the read stopped before the end (None: every file was read)."""
+    if not runs:
+        return {}, None
+    wanted = {run["runId"] for run in runs}
+    # from the newest file on: a file is indexed after its run began, but may be indexed
+    # after newer runs began too, so only the lower end is known
+    kwargs: dict[str, Any] = {"IndexName": "source-index",
+                              "KeyConditionExpression": Key("sourceId").eq(source_id),
+                              "FilterExpression": Attr("accountId").eq(account_id),
+                              "ScanIndexForward": False}
+    counts: dict[str, dict] = {}
+    read = 0
+    for _ in range(RUN_LEVEL_QUERIES):
+        kwargs["Limit"] = store.MAX_READ - read
+        reply = table("files").query(**kwargs)
+        read += int(reply.get("ScannedCount", len(reply.get("Items", []))))
+        for row in reply.get("Items", []):
+            if row.get("runId") in wanted and row.get("key"):
+                _count(counts.setdefault(row["runId"], _empty_counts()), row)
+        last = reply.get("LastEvaluatedKey")
+        if not last:
+            return counts, None
+        if read >= store.MAX_READ:
+            break
+        kwargs["ExclusiveStartKey"] = last
+    return counts, str(last.get("createdAt") or "")
 
 
 def _empty_counts() -> dict:
@@ -164,7 +205,8 @@ def _folder(request: Request, source_id: str, run_id: str, folder: str, limit: i
     read = 0
     more = True
     while more:
-        kwargs["Limit"] = min(200, store.MAX_READ - read)
+        # MAX_READ items in at most MAX_QUERIES calls
+        kwargs["Limit"] = min(-(-store.MAX_READ // store.MAX_QUERIES), store.MAX_READ - read)
         reply = table("files").query(**kwargs)
         page = reply.get("Items", [])
         read += int(reply.get("ScannedCount", len(page)))

@@ -31,6 +31,7 @@ from handlers.data import store
 from handlers.data.files_api import content_disposition, presigned_get
 from handlers.shared import activity, clock
 from handlers.shared.clients import client, table
+from handlers.shared.dynamo import transact
 from handlers.shared.http import ApiError, Request
 from handlers.shared.ids import new_id
 
@@ -39,6 +40,7 @@ PURGE_DAYS = 30
 DOWNLOAD_SECONDS = 15 * 60
 MAX_FILE_IDS = 1000
 FINISHED = ("completed", "failed")
+CHECKED_FILES = 200     # index items an export request looks at to find a current file
 
 
 def export_key(account_id: str, export_id: str) -> str:
@@ -126,7 +128,13 @@ def request_export(request: Request) -> dict:
            "scope": scope, "requestedBy": request.user_id or "", "createdAt": clock.iso(now),
            "updatedAt": clock.iso(now), "attempts": 0,
            "purgeAt": clock.epoch(now + timedelta(days=PURGE_DAYS))}
-    table("exports").put_item(Item=row, ConditionExpression="attribute_not_exists(exportId)")
+    event = activity.request_items(request, "data.export.request", "export", row["exportId"],
+                                   details={"scope": kind, **({"files": len(scope["fileIds"])}
+                                                              if kind == "fileIds" else scope)})
+    if transact([{"Put": {"TableName": table("exports").name, "Item": row,
+                          "ConditionExpression": "attribute_not_exists(exportId)"}},
+                 *event.items]) is not None:
+        raise ApiError("conflict", "The export could not be stored; try again")
     try:
         client("sqs").send_message(QueueUrl=os.environ["DATA_QUEUE_URL"], MessageBody=json.dumps(
             {"accountId": account_id, "exportId": row["exportId"]}, separators=(",", ":")))
@@ -138,20 +146,18 @@ def request_export(request: Request) -> dict:
             ExpressionAttributeValues={":failed": "failed",
                                        ":error": "The export could not be queued; try again"})
         raise ApiError("unavailable", "The export could not be queued; try again") from None
-    activity.record_request(request, "data.export.request", "export", row["exportId"],
-                            details={"scope": kind, **({"files": len(scope["fileIds"])}
-                                                       if kind == "fileIds" else scope)})
     return export_view(row)
 
 
 def _something_to_export(index: str, condition, account_id: str, *, missing_ok: bool = False) -> bool:
-    """Whether the run or source has a current file (one bounded read); 409 when it
-    certainly has none (unless ``missing_ok``: the caller answers 404 itself)."""
-    rows, last = store.paged_query(
-        {"KeyConditionExpression": condition,
-         "FilterExpression": Attr("accountId").eq(account_id) & Attr("deleted").eq(False)},
-        limit=1, start=None, index=index, keep=lambda row: bool(row.get("key")), max_read=200)
-    if rows or last:
+    """Whether the run or source has a current file (one bounded Query: the first
+    ``CHECKED_FILES`` of the index, filtered); 409 when it certainly has none (unless
+    ``missing_ok``: the caller answers 404 itself)."""
+    reply = table("files").query(
+        IndexName=index, KeyConditionExpression=condition, Limit=CHECKED_FILES,
+        FilterExpression=Attr("accountId").eq(account_id) & Attr("deleted").eq(False)
+        & Attr("key").exists())
+    if reply.get("Items") or reply.get("LastEvaluatedKey"):
         return True
     if not missing_ok:
         raise ApiError("conflict", "There is nothing to export: no file is stored there "

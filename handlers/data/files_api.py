@@ -20,8 +20,8 @@ from boto3.dynamodb.conditions import Attr, Key
 
 from handlers.data import store
 from handlers.shared import activity, clock, cursors
-from handlers.shared.clients import client, table
-from handlers.shared.file_index import converge, head
+from handlers.shared.clients import client
+from handlers.shared.file_index import applied, converge, converge_row, head
 from handlers.shared.files import parse_data_key
 from handlers.shared.http import ApiError, Request
 
@@ -232,25 +232,20 @@ def _parsed(row: dict, account_id: str):
     return parsed
 
 
-def _reread(row: dict) -> dict:
-    return table("files").get_item(Key={"accountId": row["accountId"], "fileId": row["fileId"]},
-                                   ConsistentRead=True)["Item"]
-
-
 def delete_file(request: Request) -> None:
     """A delete marker on the current key: the file shows as deleted, leaves usage, and its
     versions stay restorable for the bucket's noncurrent-version window."""
     row = store.file_of(request)
     parsed = _parsed(row, request.account_id)
-    marked = False
+    event = None
     if head(bucket(), parsed.key) is not None:
         client("s3").delete_object(Bucket=bucket(), Key=parsed.key)
-        marked = True
-    converge(bucket(), parsed)
-    if marked:
-        activity.record_request(request, "data.file.delete", "file", row["fileId"],
-                                details={"name": row.get("name", ""), "path": row.get("path", ""),
-                                         "sourceId": row.get("sourceId"), "runId": row.get("runId")})
+        event = activity.request_items(
+            request, "data.file.delete", "file", row["fileId"],
+            details={"name": row.get("name", ""), "path": row.get("path", ""),
+                     "sourceId": row.get("sourceId"), "runId": row.get("runId")})
+    # the row as just read, its new state and the event: one transaction
+    converge(bucket(), parsed, known=row, extra=event.items if event else ())
     return None
 
 
@@ -293,13 +288,12 @@ def restore_file(request: Request) -> dict:
                        CopySource={"Bucket": bucket(), "Key": parsed.key,
                                    "VersionId": target["versionId"]},
                        MetadataDirective="COPY", TaggingDirective="COPY")
-        # The worker's checksum and record count described the content just replaced.
-        table("files").update_item(
-            Key={"accountId": row["accountId"], "fileId": row["fileId"]},
-            UpdateExpression="REMOVE sha256, records, #b", ExpressionAttributeNames={"#b": "bytes"})
         how = "copy"
-    converge(bucket(), parsed)
-    activity.record_request(request, "data.file.restore", "file", row["fileId"],
-                            details={"name": row.get("name", ""), "path": row.get("path", ""),
-                                     "versionId": target["versionId"], "how": how})
-    return detailed_view(_reread(row))
+    event = activity.request_items(request, "data.file.restore", "file", row["fileId"],
+                                   details={"name": row.get("name", ""), "path": row.get("path", ""),
+                                            "versionId": target["versionId"], "how": how})
+    # The row's new state and the event, in one transaction; after a copy the worker's
+    # checksum and record count described the content just replaced.
+    _, change = converge_row(bucket(), parsed, known=row, extra=event.items,
+                             also_remove=("sha256", "records", "bytes") if how == "copy" else ())
+    return detailed_view(applied(row, change))

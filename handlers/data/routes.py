@@ -4,6 +4,8 @@ member, search too; delete, restore and export for managers."""
 from handlers.shared.routing import (BOOLEAN, CURSOR, INTEGER, LIMIT, NO_DATA, NULLABLE_STRING,
                                      NULLABLE_TIME, STRING, TIME, Route, nullable, obj, page)
 
+EXPORT_FILE_IDS = 300      # POST /data/export's fileIds (3 BatchGetItem calls of 100)
+
 _ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_\\-]+$"}
 _FILE_ID = {"type": "string", "pattern": "^fil_[0-9a-f]{32}$"}
 _TEXT = "^[^\\u0000-\\u001f\\u007f]*$"     # no control characters
@@ -125,8 +127,11 @@ ROUTES = (
           body={"type": "object", "additionalProperties": False,
                 "description": "exactly one of fileIds, runId, sourceId",
                 "properties": {
-                    "fileIds": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                "uniqueItems": True, "items": _FILE_ID},
+                    # at most 300: checked in three BatchGetItem calls (100 keys each), so
+                    # the request stays within four DynamoDB calls; more files go by run or source
+                    "fileIds": {"type": "array", "minItems": 1, "maxItems": EXPORT_FILE_IDS,
+                                "uniqueItems": True, "items": _FILE_ID,
+                                "description": "up to 300; export a run or a source for more"},
                     "runId": _ID, "sourceId": _ID}},
           status=202, response=EXPORT),
     Route("GET", "/data/exports/{exportId}", "get_export", "viewer",

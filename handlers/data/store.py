@@ -11,8 +11,9 @@ index either: every index needs ``createdAt`` or ``path``).
 Every read is a GetItem, BatchGetItem or Query on the table key or an index, never a Scan.
 A Query on an index whose hash key is not the account (``source-index``, ``run-index``) is
 filtered to the caller's account, and every paged read stops after ``max_read`` items
-(what DynamoDB reads, before filters), so no request does unbounded work: a page may then
-hold fewer items than asked, with a ``nextCursor`` to continue.
+(what DynamoDB reads, before filters) read in at most ``MAX_QUERIES`` calls, so no request
+does unbounded work: a page may then hold fewer items than asked, with a ``nextCursor`` to
+continue.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ INDEX_KEYS = {
     "path-index": ("accountId", "path"),
 }
 MAX_READ = 1000        # items a paged read may look at per request (before filters)
+MAX_QUERIES = 4        # Query calls that read it (issue 12: at most four calls a request)
 
 
 def _maybe_int(value: Any) -> int | None:
@@ -77,7 +79,7 @@ def file_of(request) -> dict:
 
 def get_files(account_id: str, file_ids: list[str]) -> dict[str, dict]:
     """The account's indexed files among ``file_ids`` (BatchGetItem, 100 a call), by id."""
-    from handlers.shared.clients import resource
+    from handlers.shared.clients import dynamodb
 
     wanted = [f for f in dict.fromkeys(file_ids) if isinstance(f, str) and FILE_ID.match(f)]
     found: dict[str, dict] = {}
@@ -86,7 +88,7 @@ def get_files(account_id: str, file_ids: list[str]) -> dict[str, dict]:
         keys = [{"accountId": account_id, "fileId": f} for f in wanted[start:start + 100]]
         request = {name: {"Keys": keys, "ConsistentRead": True}}
         for _ in range(10):
-            reply = resource("dynamodb").batch_get_item(RequestItems=request)
+            reply = dynamodb().batch_get_item(RequestItems=request)
             for item in reply.get("Responses", {}).get(name, []):
                 if item.get("key") and item.get("accountId") == account_id:
                     found[item["fileId"]] = item
@@ -126,11 +128,16 @@ def paged_query(kwargs: dict, *, limit: int, start: dict | None, index: str | No
         kwargs["ExclusiveStartKey"] = start
     filtered = keep is not None or "FilterExpression" in kwargs
     items: list[dict] = []
-    read = 0
+    read = calls = 0
     while True:
         wanted = limit - len(items)
-        # unfiltered, a page of ``limit`` reads exactly that; filtered, read ahead a little
-        kwargs["Limit"] = max(1, min(max(wanted, 50) if filtered else wanted, max_read - read))
+        # unfiltered, a page of ``limit`` reads exactly that; filtered, read ahead a little,
+        # then more on each later call, so that ``max_read`` takes at most MAX_QUERIES calls
+        page = max(wanted, 50) if filtered else wanted
+        if calls:
+            page = max(page, -(-(max_read - read) // max(1, MAX_QUERIES - calls)))
+        kwargs["Limit"] = max(1, min(page, max_read - read))
+        calls += 1
         reply = table("files").query(**kwargs)
         page = reply.get("Items", [])
         last = reply.get("LastEvaluatedKey")

@@ -34,8 +34,9 @@ from botocore.exceptions import ClientError
 
 from handlers.shared import activity, clock, origins
 from handlers.shared import sources as store
-from handlers.shared.accounts import effective_plan, get_account, membership
+from handlers.shared.accounts import effective_plan, get_account, valid_id
 from handlers.shared.clients import table
+from handlers.shared.dynamo import get_many, transact
 from handlers.shared.connectors import oauth_client, templates, urls
 from handlers.shared.connectors.errors import ConnectorError
 from handlers.shared.connectors.platforms import get_platform
@@ -145,19 +146,24 @@ def initiate(request: Request) -> dict:
         item["sourceId"] = source["sourceId"]
     if new_settings is not None:
         item["settings"] = new_settings
-    table("oauth-states").put_item(Item=item, ConditionExpression="attribute_not_exists(#s)",
-                                   ExpressionAttributeNames={"#s": "state"})
+    details = {"platform": platform.id}
+    if source is not None:
+        details["sourceId"] = source["sourceId"]
+    # the state and the audit event, in one transaction
+    reasons = transact([
+        {"Put": {"TableName": table("oauth-states").name, "Item": item,
+                 "ConditionExpression": "attribute_not_exists(#s)",
+                 "ExpressionAttributeNames": {"#s": "state"}}},
+        *activity.request_items(request, "integrations.oauth.initiate", "platform", platform.id,
+                                details=details).items])
+    if reasons is not None:
+        raise RuntimeError(f"the OAuth state was not stored: {reasons}")
 
     params = {**dict(platform.oauth.authorize_params), "client_id": client_id,
               "redirect_uri": callback_url, "response_type": "code", "state": state}
     if platform.oauth.scopes:
         params["scope"] = platform.oauth.scope_separator.join(platform.oauth.scopes)
     auth_url = authorize + ("&" if urlsplit(authorize).query else "?") + urlencode(params)
-    details = {"platform": platform.id}
-    if source is not None:
-        details["sourceId"] = source["sourceId"]
-    activity.record_request(request, "integrations.oauth.initiate", "platform", platform.id,
-                            details=details)
     return {"authUrl": auth_url, "state": state}
 
 
@@ -231,14 +237,23 @@ def _complete(request: Request, row: dict):
     code = request.query.get("code")
     if not code or len(code) > MAX_CODE_LENGTH:
         return _fail(request, row, "missing_code")
-    member = membership(user_id, account_id)
+    # the membership, and the source being reconnected or the account a new one counts on
+    if not valid_id(user_id) or not valid_id(account_id) or \
+            (row.get("sourceId") is not None and not valid_id(row.get("sourceId"))):
+        return _fail(request, row, "forbidden")
+    member, source_or_account = get_many(
+        ("users-accounts", {"userId": user_id, "accountId": account_id}),
+        ("sources", {"accountId": account_id, "sourceId": row["sourceId"]}) if row.get("sourceId")
+        else ("accounts", {"accountId": account_id}), consistent=False)
     if member is None or member.get("role") not in CONNECT_ROLES:
         return _fail(request, row, "forbidden")
-    source = None
+    source = account = None
     if row.get("sourceId"):
-        source = store.get_source(account_id, row["sourceId"])
+        source = source_or_account
         if source is None or source.get("type") != platform.id:
             return _fail(request, row, "source_not_found")
+    else:
+        account = source_or_account
 
     try:
         client_id, client_secret = oauth_client.client_credentials(platform.id)
@@ -257,22 +272,26 @@ def _complete(request: Request, row: dict):
         if source is not None:
             updated = store.store_credentials(account_id, source["sourceId"], credentials,
                                               status="active", settings=settings, clear_test=True)
-            action, details = "sources.update", {"type": platform.id, "via": "oauth",
-                                                 "fields": ["credentials"]}
+            try:
+                activity.record_request(request, "sources.update", "source", updated["sourceId"],
+                                        account_id=account_id, actor=user_id,
+                                        details={"type": platform.id, "via": "oauth",
+                                                 "fields": ["credentials"]})
+            except Exception as exc:   # the source is connected: the redirect must say so
+                logger.error("activity not recorded", extra={"error_type": type(exc).__name__})
         else:
-            updated = store.create_source(account_id, name=row.get("name") or platform.name,
-                                          type=platform.id, settings=settings or {},
-                                          credentials=credentials, status="active", actor=user_id)
-            action, details = "sources.create", {"type": platform.id, "via": "oauth",
-                                                 "name": updated["name"]}
+            name = row.get("name") or platform.name
+            # the new source and its audit event commit together
+            updated = store.create_source(
+                account_id, name=name, type=platform.id, settings=settings or {},
+                credentials=credentials, status="active", actor=user_id, account=account,
+                with_items=lambda new: activity.request_items(
+                    request, "sources.create", "source", new["sourceId"], account_id=account_id,
+                    actor=user_id, details={"type": platform.id, "via": "oauth",
+                                            "name": name}).items)
     except ApiError as error:
         return _fail(request, row, {"not_found": "source_not_found",
                                     "validation_failed": "invalid_tokens"}.get(error.code, error.code))
-    try:
-        activity.record_request(request, action, "source", updated["sourceId"],
-                                account_id=account_id, actor=user_id, details=details)
-    except Exception as exc:   # the source is connected: the redirect must say so
-        logger.error("activity not recorded", extra={"error_type": type(exc).__name__})
     logger.info("oauth source connected", extra={"platform": platform.id,
                                                  "sourceId": updated["sourceId"]})
     return redirect(with_result(row["returnUrl"], status="connected", sourceId=updated["sourceId"]))

@@ -14,10 +14,10 @@ from botocore.exceptions import ClientError
 
 from handlers.jobs import store
 from handlers.shared import activity, clock, cursors, schedules
+from handlers.shared.accounts import ancestor_ids, effective_plan, plan_holder, plan_in_force, valid_id
 from handlers.shared.clients import table
-from handlers.shared.connectors.platforms import get_platform
+from handlers.shared.dynamo import get_many
 from handlers.shared.http import ApiError, Request
-from handlers.shared.sources import get_source
 
 
 def job_of(request: Request) -> dict:
@@ -29,6 +29,9 @@ def job_of(request: Request) -> dict:
 
 
 def platform_of(source: dict):
+    # the platform catalog loads on first use, not in every cold start (GET /jobs needs none)
+    from handlers.shared.connectors.platforms import get_platform
+
     platform = get_platform(source.get("type", ""))
     if platform is None:
         raise ApiError("conflict", "ListBackup no longer supports this source's platform")
@@ -49,21 +52,28 @@ def list_jobs(request: Request) -> dict:
 
 def create_job(request: Request) -> dict:
     body = request.body
-    source = get_source(request.account_id, body["sourceId"])
+    source_id = body["sourceId"]
+    # the source and the account (its plan's limits), in one read
+    source, account = get_many(("sources", {"accountId": request.account_id, "sourceId": source_id}),
+                               ("accounts", {"accountId": request.account_id}), consistent=False) \
+        if valid_id(source_id) and valid_id(request.account_id) else (None, None)
     if source is None:
         raise ApiError("not_found", "No such source")
     platform = platform_of(source)
-    account, plan = store.plan_of(request.account_id)
+    if account is None:
+        raise ApiError("not_found", "No such account")
+    plan = effective_plan(account)
     endpoints = store.clean_endpoints(platform, body.get("endpoints"))
     schedule = schedules.validate(body["schedule"], plan)
     name = body["name"].strip()
-    row = store.create_job(request.account_id, source_id=source["sourceId"], name=name,
-                           schedule=schedule, endpoints=endpoints,
-                           status=body.get("status", "active"), actor=request.user_id,
-                           plan=plan, account=account)
-    activity.record_request(request, "jobs.create", "job", row["jobId"],
-                            details={"name": name, "sourceId": source["sourceId"],
-                                     "frequency": schedule["frequency"]})
+    row = store.create_job(
+        request.account_id, source_id=source["sourceId"], name=name, schedule=schedule,
+        endpoints=endpoints, status=body.get("status", "active"), actor=request.user_id,
+        plan=plan, account=account,
+        with_items=lambda new: activity.request_items(
+            request, "jobs.create", "job", new["jobId"],
+            details={"name": name, "sourceId": source["sourceId"],
+                     "frequency": schedule["frequency"]}).items)
     return store.job_view(row)
 
 
@@ -72,15 +82,36 @@ def get_job(request: Request) -> dict:
 
 
 def update_job(request: Request) -> dict:
-    row = job_of(request)
+    """At most four DynamoDB calls: the job (with the account when the schedule changes);
+    the job's source (when the endpoints change) with the account's ancestors (when it
+    inherits its plan); the conditional update; its audit event."""
     body = request.body
+    job_id = request.path.get("jobId")
+    if not (valid_id(request.account_id) and isinstance(job_id, str) and valid_id(job_id)):
+        raise ApiError("not_found", "No such job")
+    keys = [("jobs", {"accountId": request.account_id, "jobId": job_id})]
+    if "schedule" in body:
+        keys.append(("accounts", {"accountId": request.account_id}))
+    row, *found = get_many(*keys)
+    if row is None:
+        raise ApiError("not_found", "No such job")
+    account = found[0] if found else None
+    if "schedule" in body and account is None:
+        raise ApiError("not_found", "No such account")
+    # the source and the plan's ancestors, in one read
+    more = [("sources", {"accountId": request.account_id, "sourceId": row.get("sourceId")})] \
+        if "endpoints" in body and valid_id(row.get("sourceId")) else []
+    ancestors = ancestor_ids(account) if account is not None else []
+    rows = get_many(*more, *(("accounts", {"accountId": i}) for i in ancestors),
+                    consistent=False) if more or ancestors else []
+    cache = dict(zip(ancestors, rows[len(more):]))
     sets = ["updatedAt = :now"]
     removes: list[str] = []
     values: dict[str, Any] = {":now": clock.iso(), ":seen": row.get("updatedAt", "")}
     names: dict[str, str] = {}
 
     if "endpoints" in body:
-        source = get_source(request.account_id, row.get("sourceId"))
+        source = rows[0] if more else None
         if source is None:
             raise ApiError("conflict", "This job's source no longer exists")
         endpoints = store.clean_endpoints(platform_of(source), body["endpoints"])
@@ -88,7 +119,7 @@ def update_job(request: Request) -> dict:
         values[":endpoints"] = endpoints
     schedule = row.get("schedule") or {"frequency": "manual"}
     if "schedule" in body:
-        _, plan = store.plan_of(request.account_id)
+        plan = plan_in_force(plan_holder(account, cache))
         schedule = schedules.validate(body["schedule"], plan)
         sets.append("schedule = :schedule")
         values[":schedule"] = schedule
@@ -137,7 +168,7 @@ def delete_job(request: Request) -> None:
     if row.get("activeRunId"):
         raise ApiError("conflict", "A run of this job is pending or running; cancel it or wait "
                                    "for it to finish, then delete the job")
-    store.delete_job(row["accountId"], row["jobId"])
-    activity.record_request(request, "jobs.delete", "job", row["jobId"],
-                            details={"name": row.get("name", ""), "sourceId": row.get("sourceId")})
+    store.delete_job(row["accountId"], row["jobId"], activity.request_items(
+        request, "jobs.delete", "job", row["jobId"],
+        details={"name": row.get("name", ""), "sourceId": row.get("sourceId")}).items)
     return None

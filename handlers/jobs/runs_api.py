@@ -8,7 +8,9 @@ from boto3.dynamodb.conditions import Key
 
 from handlers.jobs.crud import job_of
 from handlers.shared import cursors, runs
+from handlers.shared.accounts import valid_id
 from handlers.shared.clients import table
+from handlers.shared.dynamo import get_many
 from handlers.shared.http import ApiError, Request
 
 
@@ -46,10 +48,17 @@ def get_run(request: Request) -> dict:
 
 
 def cancel_run(request: Request) -> dict:
-    job = job_of(request)
-    row = runs.get_run(request.account_id, request.path.get("runId"))
+    account_id, job_id, run_id = (request.account_id, request.path.get("jobId"),
+                                  request.path.get("runId"))
+    if not (valid_id(account_id) and valid_id(job_id) and valid_id(run_id)):
+        raise ApiError("not_found", "No such job")
+    # the job and the run, in one read
+    job, row = get_many(("jobs", {"accountId": account_id, "jobId": job_id}),
+                        ("runs", {"accountId": account_id, "runId": run_id}))
+    if job is None:
+        raise ApiError("not_found", "No such job")
     if row is None or row.get("jobId") != job["jobId"]:
         raise ApiError("not_found", "No such run")
-    updated = runs.cancel_run(request.account_id, row, actor=request.user_id,
-                              source_ip=source_ip(request))
+    updated = runs.cancel_run(account_id, row, actor=request.user_id,
+                              source_ip=source_ip(request), job=job)
     return runs.run_view(updated)

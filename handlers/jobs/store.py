@@ -15,10 +15,9 @@ transaction as the put, under the effective plan's job limit.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
 from handlers.shared import clock, schedules
 from handlers.shared.accounts import effective_plan, get_account
@@ -110,48 +109,69 @@ def plan_limit_error(plan: Plan, limit: int) -> ApiError:
                                   "upgrade or remove a job to add another")
 
 
-def create_job(account_id: str, *, source_id: str, name: str, schedule: Mapping[str, Any],
-               endpoints: list[str] | None, status: str = "active", is_default: bool = False,
-               actor: str | None = None, plan: Plan | None = None, account: dict | None = None) -> dict:
-    """Store a new job (values already validated); the account's ``jobCount`` goes up in
-    the same transaction, within the effective plan's job limit (``plan_limit`` 402)."""
+def new_job_row(account_id: str, *, source_id: str, name: str, schedule: Mapping[str, Any],
+                endpoints: list[str] | None, status: str = "active", is_default: bool = False,
+                actor: str | None = None, job_id: str | None = None) -> dict:
+    """A new job row (values already validated)."""
     if status not in STATUSES:
         raise ValueError(f"unknown job status {status!r}")
-    if account is None or plan is None:
-        account, plan = plan_of(account_id)
-    limit = limit_of(plan, "jobs")
-    if limit is not None and as_int(account.get("jobCount")) >= limit:
-        raise plan_limit_error(plan, limit)
     now = clock.iso()
-    row: dict[str, Any] = {
-        "accountId": account_id, "jobId": new_id("job"), "sourceId": source_id, "name": name,
-        "schedule": dict(schedule), "endpoints": endpoints, "status": status,
+    return {
+        "accountId": account_id, "jobId": job_id or new_id("job"), "sourceId": source_id,
+        "name": name, "schedule": dict(schedule), "endpoints": endpoints, "status": status,
         "lastRunAt": None, "isDefault": is_default, "stats": empty_stats(),
         "createdBy": actor or "", "createdAt": now, "updatedAt": now,
         **schedule_attributes(schedule, status),
     }
-    reasons = counted_put(account_id, "jobCount", limit, table("jobs").name, row, "jobId")
-    if reasons is not None:
-        if reasons[0] == "ConditionalCheckFailed" and limit is not None:
-            raise plan_limit_error(plan, limit)
+
+
+def insert_job(row: dict, *, plan: Plan, account: dict, extra: list[dict] | tuple = ()) -> list[str] | None:
+    """Put a new job row and count it on the account (``jobCount``) in one transaction with
+    ``extra`` entries, within the plan's job limit (``plan_limit`` 402). Answers None when
+    committed, or the transaction's reasons when it was refused for another cause (the
+    job id already taken: reasons[1])."""
+    limit = limit_of(plan, "jobs")
+    if limit is not None and as_int(account.get("jobCount")) >= limit:
+        raise plan_limit_error(plan, limit)
+    reasons = counted_put(row["accountId"], "jobCount", limit, table("jobs").name, row, "jobId", extra)
+    if reasons is not None and reasons[0] == "ConditionalCheckFailed" and limit is not None:
+        raise plan_limit_error(plan, limit)
+    return reasons
+
+
+def create_job(account_id: str, *, source_id: str, name: str, schedule: Mapping[str, Any],
+               endpoints: list[str] | None, status: str = "active", is_default: bool = False,
+               actor: str | None = None, plan: Plan | None = None, account: dict | None = None,
+               with_items: Callable[[dict], list[dict]] | None = None) -> dict:
+    """Store a new job (values already validated); the account's ``jobCount`` goes up in
+    the same transaction, within the effective plan's job limit (``plan_limit`` 402).
+    ``with_items(row)``: more entries for that transaction (the audit event)."""
+    row = new_job_row(account_id, source_id=source_id, name=name, schedule=schedule,
+                      endpoints=endpoints, status=status, is_default=is_default, actor=actor)
+    if account is None or plan is None:
+        account, plan = plan_of(account_id)
+    if insert_job(row, plan=plan, account=account,
+                  extra=with_items(row) if with_items else ()) is not None:
         raise ApiError("conflict", "The account changed meanwhile; try again")
     return row
 
 
-def delete_job(account_id: str, job_id: str) -> None:
-    """Delete the job and decrement the account's ``jobCount`` in one transaction;
-    ``conflict`` while a run is active, ``not_found`` when already gone."""
-    items: list[dict] = [{"Delete": {
+def delete_job(account_id: str, job_id: str, extra: list[dict] | tuple = ()) -> None:
+    """Delete the job and decrement the account's ``jobCount`` in one transaction with
+    ``extra`` entries (its audit event); ``conflict`` while a run is active, ``not_found``
+    when already gone. A counter that had drifted to zero is left alone."""
+    delete = {"Delete": {
         "TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
-        "ConditionExpression": "attribute_exists(jobId) AND attribute_not_exists(activeRunId)"}}]
-    account = get_account(account_id)
-    if account is not None and as_int(account.get("jobCount")) > 0:
-        items.append({"Update": {
-            "TableName": table("accounts").name, "Key": {"accountId": account_id},
-            "UpdateExpression": "SET jobCount = jobCount - :one",
-            "ConditionExpression": "jobCount >= :one",
-            "ExpressionAttributeValues": {":one": 1}}})
-    reasons = transact(items)
+        "ConditionExpression": "attribute_exists(jobId) AND attribute_not_exists(activeRunId)"}}
+    reasons = transact([delete, {"Update": {
+        "TableName": table("accounts").name, "Key": {"accountId": account_id},
+        "UpdateExpression": "SET jobCount = jobCount - :one",
+        "ConditionExpression": "jobCount >= :one",
+        "ExpressionAttributeValues": {":one": 1}}}, *extra])
+    if reasons is not None and reasons[0] != "ConditionalCheckFailed" \
+            and reasons[1] == "ConditionalCheckFailed":
+        # the counter had drifted to zero: the job still goes
+        reasons = transact([delete, *extra])
     if reasons is None:
         return
     if reasons[0] == "ConditionalCheckFailed":
@@ -160,22 +180,18 @@ def delete_job(account_id: str, job_id: str) -> None:
             raise ApiError("not_found", "No such job")
         raise ApiError("conflict", "A run of this job is pending or running; cancel it or wait "
                                    "for it to finish, then delete the job")
-    if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-        # the counter had drifted to zero: the job still goes
-        try:
-            table("jobs").delete_item(
-                Key={"accountId": account_id, "jobId": job_id},
-                ConditionExpression="attribute_exists(jobId) AND attribute_not_exists(activeRunId)")
-            return
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            raise ApiError("conflict", "The job changed meanwhile; try again") from None
     raise ApiError("conflict", "The job changed meanwhile; try again")
 
 
+def default_job_id(source_id: str) -> str:
+    """The id a source's default job gets: one per source, so two syncs racing to create it
+    cannot both succeed, and a sync reads it with the source in one call."""
+    return f"job_{source_id}"
+
+
 def default_job(account_id: str, source_id: str) -> dict | None:
-    """The source's default job (``isDefault``), found through the jobs ``source-index``."""
+    """The source's default job (``isDefault``), found through the jobs ``source-index``
+    (a job created before default jobs had their fixed id, ``default_job_id``)."""
     kwargs: dict[str, Any] = {"IndexName": "source-index",
                               "KeyConditionExpression": Key("sourceId").eq(source_id)}
     checked = 0

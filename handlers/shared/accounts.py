@@ -18,6 +18,7 @@ from typing import Any
 
 from handlers.shared import clock
 from handlers.shared.clients import table
+from handlers.shared.dynamo import get_many
 from handlers.shared.http import ApiError
 from handlers.shared.plans import PLANS_BY_ID, Plan
 
@@ -25,6 +26,14 @@ MAX_DEPTH = 5            # a root and four levels below it
 # A failed payment leaves the plan's limits in force this long; then the account falls back
 # to the free plan's limits (nothing is deleted) until a payment succeeds.
 PAST_DUE_GRACE_DAYS = 7
+
+
+MAX_ID_CHARS = 128
+
+
+def valid_id(value: Any) -> bool:
+    """Whether ``value`` can be a key of ours (a path's id may be anything a client sends)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
 
 
 def get_account(account_id: str | None) -> dict | None:
@@ -48,27 +57,66 @@ def is_within(account: dict, ancestor: dict) -> bool:
 def scoped_account(request, account_id: str) -> dict:
     """The account a path names, if it is the caller's account or one of its descendants;
     404 otherwise (another tenant's id must not be distinguishable from a missing one)."""
-    target = get_account(account_id)
+    if not valid_id(account_id):
+        raise ApiError("not_found", "No such account")
+    if account_id == request.account_id:
+        return in_scope(request, get_account(account_id), None)
+    # the path's account and the caller's, in one read
+    target, home = get_many(("accounts", {"accountId": account_id}),
+                            ("accounts", {"accountId": request.account_id}), consistent=False) \
+        if valid_id(request.account_id) else (get_account(account_id), None)
+    return in_scope(request, target, home)
+
+
+def in_scope(request, target: dict | None, home: dict | None) -> dict:
+    """``target`` if it is the caller's account (``request.account_id``) or below ``home``,
+    the caller's account row; 404 otherwise."""
     if target is None:
         raise ApiError("not_found", "No such account")
     if target["accountId"] == request.account_id:
         return target
-    home = get_account(request.account_id)
-    if home is None or not is_within(target, home):
+    if home is None or home["accountId"] != request.account_id or not is_within(target, home):
         raise ApiError("not_found", "No such account")
     return target
 
 
-def effective_plan(account: dict) -> Plan:
-    """A sub-account uses its parent's plan unless it has its own subscription."""
-    seen = 0
-    while account and not account.get("ownSubscription") and account.get("parentAccountId") \
+def ancestor_ids(account: dict) -> list[str]:
+    """The ids of the ancestors ``plan_holder`` may need to read (none when the account has
+    its own subscription or is a root), nearest last: a caller reading other rows anyway
+    reads these with them and hands them to ``plan_holder`` as its ``cache``."""
+    if account.get("ownSubscription") or not account.get("parentAccountId"):
+        return []
+    return [i for i in str(account.get("path") or "").split("/")[:-1] if valid_id(i)][-MAX_DEPTH:]
+
+
+def plan_holder(account: dict, cache: dict[str, dict | None] | None = None) -> dict:
+    """The account whose subscription sets ``account``'s plan: itself, or the nearest
+    ancestor with its own subscription. The ancestors it needs are read in one
+    BatchGetItem (their ids are the account's ``path``); ``cache`` holds rows already read
+    (by id, None for a missing one) and receives the ones read here."""
+    if account.get("ownSubscription") or not account.get("parentAccountId"):
+        return account
+    rows = cache if cache is not None else {}
+    ids = [i for i in ancestor_ids(account) if i not in rows]
+    if ids:
+        found = get_many(*(("accounts", {"accountId": i}) for i in ids), consistent=False)
+        rows.update(zip(ids, found))
+    holder, seen = account, 0
+    while holder and not holder.get("ownSubscription") and holder.get("parentAccountId") \
             and seen < MAX_DEPTH + 1:
-        parent = get_account(account["parentAccountId"])
+        parent_id = holder["parentAccountId"]
+        if parent_id not in rows:        # a path that disagrees with the parent chain
+            rows[parent_id] = get_account(parent_id)
+        parent = rows[parent_id]
         if parent is None:
             break
-        account, seen = parent, seen + 1
-    return plan_in_force(account)
+        holder, seen = parent, seen + 1
+    return holder
+
+
+def effective_plan(account: dict) -> Plan:
+    """A sub-account uses its parent's plan unless it has its own subscription."""
+    return plan_in_force(plan_holder(account))
 
 
 def grace_ends_at(account: dict) -> int | None:

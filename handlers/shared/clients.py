@@ -1,4 +1,12 @@
-"""boto3 clients and resources, created once per process on first use and reused."""
+"""boto3 clients, created once per process on first use and reused.
+
+DynamoDB goes through a plain client that speaks Python types: boto3's own type
+transformation (the ``TransformationInjector`` its ``dynamodb`` resource installs) is
+registered on the client's events, so items, keys, conditions (``Key``/``Attr``) and
+answers are Python values exactly as with ``boto3.resource("dynamodb")`` - without
+loading the resource model and building its classes, which cost a cold start about 40 ms
+(benchmarks/cold_start.py).
+"""
 
 from __future__ import annotations
 
@@ -14,15 +22,58 @@ def client(service: str):
 
 
 @functools.cache
-def resource(service: str):
+def dynamodb():
+    """The DynamoDB client taking and returning Python types (``Decimal`` numbers, sets,
+    ``Binary``), for ``transact_write_items``, ``batch_get_item`` and the like."""
     import boto3
+    from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
 
-    return boto3.resource(service, endpoint_url=_endpoint(service))
+    ddb = boto3.client("dynamodb", endpoint_url=_endpoint("dynamodb"))
+    events = ddb.meta.events
+    injector = TransformationInjector()
+    # the same handlers, in the same order, with the same ids as boto3's DynamoDB resource
+    events.register("provide-client-params.dynamodb", copy_dynamodb_params,
+                    unique_id="dynamodb-create-params-copy")
+    events.register("before-parameter-build.dynamodb", injector.inject_condition_expressions,
+                    unique_id="dynamodb-condition-expression")
+    events.register("before-parameter-build.dynamodb", injector.inject_attribute_value_input,
+                    unique_id="dynamodb-attr-value-input")
+    events.register("after-call.dynamodb", injector.inject_attribute_value_output,
+                    unique_id="dynamodb-attr-value-output")
+    return ddb
 
 
-def table(short_name: str):
+class Table:
+    """One DynamoDB table: the resource API's item operations (``get_item``, ``put_item``,
+    ``update_item``, ``delete_item``, ``query``), each answering what the client answers."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_item(self, **kwargs):
+        return dynamodb().get_item(TableName=self.name, **kwargs)
+
+    def put_item(self, **kwargs):
+        return dynamodb().put_item(TableName=self.name, **kwargs)
+
+    def update_item(self, **kwargs):
+        return dynamodb().update_item(TableName=self.name, **kwargs)
+
+    def delete_item(self, **kwargs):
+        return dynamodb().delete_item(TableName=self.name, **kwargs)
+
+    def query(self, **kwargs):
+        return dynamodb().query(TableName=self.name, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r})"
+
+
+def table(short_name: str) -> Table:
     """The stage's DynamoDB table ``listbackup-{stage}-{short_name}``."""
-    return resource("dynamodb").Table(os.environ["DYNAMODB_TABLE_PREFIX"] + short_name)
+    return Table(os.environ["DYNAMODB_TABLE_PREFIX"] + short_name)
 
 
 def _endpoint(service: str) -> str | None:
@@ -34,4 +85,4 @@ def _endpoint(service: str) -> str | None:
 def reset() -> None:
     """Forget cached clients (a test that swaps the AWS backend calls this)."""
     client.cache_clear()
-    resource.cache_clear()
+    dynamodb.cache_clear()

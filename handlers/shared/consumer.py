@@ -15,9 +15,10 @@ import json
 import uuid
 from typing import Any, Callable
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from handlers.shared.log import Logger
 
 Process = Callable[..., str]
 

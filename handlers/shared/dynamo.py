@@ -8,13 +8,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from handlers.shared.clients import resource
+from handlers.shared.clients import dynamodb
 
 CONFLICT_ATTEMPTS = 4
 
 
 def transact(items: list[dict]) -> list[str] | None:
-    """Run a write transaction (items in the resource layer's Python types). None when it
+    """Run a write transaction (items in Python types, see clients.dynamodb). None when it
     committed; otherwise the cancellation reason code of each item, in order
     (``ConditionalCheckFailed``, ``TransactionConflict``, ``None``...).
 
@@ -23,7 +23,7 @@ def transact(items: list[dict]) -> list[str] | None:
     together) committed nothing, so it is tried again, a few times with a short backoff."""
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
-            resource("dynamodb").meta.client.transact_write_items(TransactItems=items)
+            dynamodb().transact_write_items(TransactItems=items)
             return None
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -46,11 +46,12 @@ def as_int(value: Any) -> int:
 
 
 def counted_put(account_id: str, counter: str, limit: int | None, table_name: str,
-                item: dict, key_attribute: str) -> list[str] | None:
+                item: dict, key_attribute: str, extra: list[dict] | tuple = ()) -> list[str] | None:
     """Put a new ``item`` and add one to the account's ``counter`` in one transaction,
-    refused when the counter has reached ``limit`` (None: unlimited). Returns ``transact``'s
-    answer: None when committed; reasons[0] == "ConditionalCheckFailed" means the limit
-    (or a missing account)."""
+    refused when the counter has reached ``limit`` (None: unlimited); ``extra`` entries
+    (the audit event...) commit with them. Returns ``transact``'s answer: None when
+    committed; reasons[0] == "ConditionalCheckFailed" means the limit (or a missing
+    account), reasons[1] the item's key already taken."""
     from handlers.shared.clients import table
 
     bump: dict[str, Any] = {
@@ -66,4 +67,44 @@ def counted_put(account_id: str, counter: str, limit: int | None, table_name: st
         {"Update": bump},
         {"Put": {"TableName": table_name, "Item": item,
                  "ConditionExpression": f"attribute_not_exists({key_attribute})"}},
+        *extra,
     ])
+
+
+BATCH_GET_KEYS = 100        # BatchGetItem's limit per call
+BATCH_GET_TRIES = 5
+
+
+def get_many(*wanted: tuple[str, dict], consistent: bool = True) -> list[dict | None]:
+    """Items of several tables in one ``BatchGetItem``: each of ``wanted`` is
+    ``(short table name, key)``; the answer lists the item (None when missing) in the same
+    order. A key asked twice is read once. Keys left unprocessed (throttling) are asked
+    again, a few times with a short backoff."""
+    from handlers.shared.clients import table
+
+    if len(wanted) > BATCH_GET_KEYS:
+        raise ValueError(f"at most {BATCH_GET_KEYS} keys in one batch")
+    names = [table(short).name for short, _ in wanted]
+    keys_of: dict[str, list[dict]] = {}
+    for name, (_, key) in zip(names, wanted):
+        if key not in keys_of.setdefault(name, []):
+            keys_of[name].append(dict(key))
+    pending: dict[str, Any] = {name: {"Keys": keys, "ConsistentRead": consistent}
+                               for name, keys in keys_of.items()}
+    found: dict[str, list[dict]] = {name: [] for name in keys_of}
+    for attempt in range(BATCH_GET_TRIES):
+        reply = dynamodb().batch_get_item(RequestItems=pending)
+        for name, rows in (reply.get("Responses") or {}).items():
+            found.setdefault(name, []).extend(rows)
+        pending = reply.get("UnprocessedKeys") or {}
+        if not pending:
+            break
+        time.sleep(0.05 * (2 ** attempt) * (0.5 + random.random()))
+    else:
+        raise RuntimeError("BatchGetItem kept leaving keys unprocessed")
+
+    def match(name: str, key: dict) -> dict | None:
+        return next((row for row in found.get(name, [])
+                     if all(row.get(k) == v for k, v in key.items())), None)
+
+    return [match(name, key) for name, (_, key) in zip(names, wanted)]

@@ -67,59 +67,93 @@ def head(bucket: str, key: str) -> dict | None:
         raise
 
 
-def converge(bucket: str, parsed: DataKey) -> str:
-    """Record the key's current state on its files row; returns ``"indexed"`` or ``"deleted"``."""
+def converge(bucket: str, parsed: DataKey, *, known: dict | None = None,
+             also_remove: tuple[str, ...] = (), extra: list[dict] | tuple = ()) -> str:
+    """Record the key's current state on its files row; returns ``"indexed"`` or ``"deleted"``.
+
+    For a caller that has just read the row (consistently), ``known`` spares the read of its
+    counted bytes; ``also_remove`` names more attributes to REMOVE in the same write, and
+    ``extra`` entries (an audit event) commit in the same transaction."""
+    return converge_row(bucket, parsed, known=known, also_remove=also_remove, extra=extra)[0]
+
+
+def converge_row(bucket: str, parsed: DataKey, *, known: dict | None = None,
+                 also_remove: tuple[str, ...] = (), extra: list[dict] | tuple = ()) -> tuple[str, dict]:
+    """``converge``, answering also what it wrote: ``{"set": {...}, "remove": [...],
+    "default": {...}}`` (attributes SET only when absent), for ``applied``."""
     now = _now()
     identity = {"key": parsed.key, "name": parsed.name, "path": parsed.path,
                 "sourceId": parsed.source_id, "runId": parsed.run_id}
     current = head(bucket, parsed.key)
     if current is None:
         # Keep size, etag, versionId...: a restore needs to know what was there.
-        _update(parsed, {**identity, "deleted": True, "deletedAt": now, "indexedAt": now},
-                if_not_exists={"createdAt": now})
-        return DELETED
-    last_modified = iso_seconds(current["LastModified"])
-    etag = current.get("ETag")
-    _update(
-        parsed,
-        {**identity,
-         "size": current.get("ContentLength"),
-         "contentType": current.get("ContentType"),
-         "etag": etag.strip('"') if etag else None,
-         "versionId": current.get("VersionId"),
-         "lastModified": last_modified,
-         "indexedAt": now,
-         "deleted": False},
-        removes=("deletedAt",),
-        if_not_exists={"createdAt": last_modified},
-    )
-    return INDEXED
+        sets = {**identity, "deleted": True, "deletedAt": now, "indexedAt": now}
+        removes, defaults, state = tuple(also_remove), {"createdAt": now}, DELETED
+    else:
+        last_modified = iso_seconds(current["LastModified"])
+        etag = current.get("ETag")
+        sets = {**identity,
+                "size": current.get("ContentLength"),
+                "contentType": current.get("ContentType"),
+                "etag": etag.strip('"') if etag else None,
+                "versionId": current.get("VersionId"),
+                "lastModified": last_modified,
+                "indexedAt": now,
+                "deleted": False}
+        removes, defaults, state = ("deletedAt", *also_remove), {"createdAt": last_modified}, INDEXED
+    counted = _update(parsed, sets, removes, defaults, known=known, extra=extra)
+    return state, {"set": {**sets, "countedBytes": counted}, "remove": list(removes),
+                   "default": defaults}
+
+
+def applied(row: dict, change: dict) -> dict:
+    """``row`` as ``converge_row``'s ``change`` left it."""
+    out = {**row}
+    for name, value in change["set"].items():
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    for name in change["remove"]:
+        out.pop(name, None)
+    for name, value in change["default"].items():
+        out.setdefault(name, value)
+    return out
 
 
 class _Raced(Exception):
     """The row's counted bytes changed between the read and the write."""
 
 
+_UNREAD = object()
+
+
 def _update(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...] = (),
-            if_not_exists: dict[str, Any] | None = None) -> None:
+            if_not_exists: dict[str, Any] | None = None, *, known: dict | None = None,
+            extra: list[dict] | tuple = ()) -> int:
     """SET ``sets`` (None values are REMOVEd), SET-if-absent ``if_not_exists``, and keep the
-    account's storageBytes in step with the row's ``countedBytes`` (see the module doc)."""
+    account's storageBytes in step with the row's ``countedBytes`` (see the module doc);
+    returns the row's new ``countedBytes``."""
     counted = 0 if sets.get("deleted") else as_int(sets.get("size"))
+    before: Any = (known or {}).get("countedBytes") if known is not None else _UNREAD
     for _ in range(8):
         try:
-            _update_counted(parsed, sets, removes, if_not_exists, counted)
-            return
+            _update_counted(parsed, sets, removes, if_not_exists, counted, before, extra)
+            return counted
         except _Raced:
+            before = _UNREAD
             continue
     raise RuntimeError("the file row kept changing while it was indexed")
 
 
 def _update_counted(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, ...],
-                    if_not_exists: dict[str, Any] | None, counted: int) -> None:
+                    if_not_exists: dict[str, Any] | None, counted: int, before: Any = _UNREAD,
+                    extra: list[dict] | tuple = ()) -> None:
     key = {"accountId": parsed.account_id, "fileId": parsed.file_id}
-    previous = table("files").get_item(Key=key, ConsistentRead=True,
-                                       ProjectionExpression="countedBytes").get("Item")
-    before = (previous or {}).get("countedBytes")
+    if before is _UNREAD:
+        previous = table("files").get_item(Key=key, ConsistentRead=True,
+                                           ProjectionExpression="countedBytes").get("Item")
+        before = (previous or {}).get("countedBytes")
     delta = counted - as_int(before)
     kwargs = _update_kwargs(parsed, {**sets, "countedBytes": counted}, removes, if_not_exists)
     if before is None:
@@ -127,19 +161,20 @@ def _update_counted(parsed: DataKey, sets: dict[str, Any], removes: tuple[str, .
     else:
         kwargs["ConditionExpression"] = "countedBytes = :counted_before"
         kwargs["ExpressionAttributeValues"][":counted_before"] = before
-    if delta:
-        reasons = transact([
-            {"Update": {"TableName": table("files").name, **kwargs}},
+    if delta or extra:
+        storage = [
             {"Update": {"TableName": table("accounts").name, "Key": {"accountId": parsed.account_id},
                         "UpdateExpression": "ADD storageBytes :delta",
                         "ConditionExpression": "attribute_exists(accountId)",
                         "ExpressionAttributeValues": {":delta": delta}}},
             # the same bytes on the source's analytics counter (storage by source)
             analytics.storage_item(parsed.account_id, parsed.source_id, delta),
-        ])
+        ] if delta else []
+        reasons = transact([{"Update": {"TableName": table("files").name, **kwargs}},
+                            *storage, *extra])
         if reasons is None:
             return
-        if reasons[0] != "ConditionalCheckFailed" and reasons[1] == "ConditionalCheckFailed":
+        if delta and reasons[0] != "ConditionalCheckFailed" and reasons[1] == "ConditionalCheckFailed":
             pass        # the account is gone: record the file alone
         elif reasons[0] == "ConditionalCheckFailed" or "TransactionConflict" in reasons:
             raise _Raced()

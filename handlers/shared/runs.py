@@ -111,19 +111,17 @@ def run_endpoints(job: Mapping[str, Any], platform) -> list[str]:
     return names
 
 
-def start_run(account_id: str, job: Mapping[str, Any], *, trigger: str, actor: str | None,
-              source_ip: str | None = None) -> dict:
-    """Create a pending run of ``job``, mark it the job's active run (409 ``conflict`` when
-    one is already pending or running), queue it for the worker and record the activity.
-    Answers the run row."""
+def new_run(account_id: str, job: Mapping[str, Any], source: Mapping[str, Any] | None, *,
+            trigger: str, actor: str | None) -> dict:
+    """The pending run row a start of ``job`` would put, once the start is allowed: the job
+    has no active run (409), its source (``source``, read already) exists, is not paused
+    and its platform and endpoints still exist (409 otherwise)."""
     from handlers.shared.connectors.platforms import get_platform
-    from handlers.shared.sources import get_source
 
     if trigger not in TRIGGERS:
         raise ValueError(f"unknown trigger {trigger!r}")
     if job.get("activeRunId"):
         raise _busy()
-    source = get_source(account_id, job.get("sourceId"))
     if source is None:
         raise ApiError("conflict", "This job's source no longer exists; delete the job")
     if source.get("status") == "paused":
@@ -135,28 +133,57 @@ def start_run(account_id: str, job: Mapping[str, Any], *, trigger: str, actor: s
     if not endpoints:
         raise ApiError("conflict", "None of this job's endpoints exist on the platform any more; "
                                    "update the job's endpoints")
-
     moment = clock.now()
-    now = clock.iso(moment)
-    run_id = new_id("run")
-    row: dict[str, Any] = {
-        "accountId": account_id, "runId": run_id, "jobId": job["jobId"],
+    return {
+        "accountId": account_id, "runId": new_id("run"), "jobId": job["jobId"],
         "sourceId": job["sourceId"], "status": "pending", "trigger": trigger,
-        "createdAt": now, "startedAt": None, "finishedAt": None, "records": 0, "bytes": 0,
+        "createdAt": clock.iso(moment), "startedAt": None, "finishedAt": None, "records": 0,
+        "bytes": 0,
         "endpoints": [{"name": name, "status": "pending", "records": 0, "bytes": 0, "error": None}
                       for name in endpoints],
         "error": None, "cancelRequested": False, "checkpoint": None,
         "activeState": ACTIVE_STATE, "deadline": clock.epoch(moment) + PENDING_DEADLINE_SECONDS,
         "createdBy": actor or "",
     }
+
+
+def put_item(row: Mapping[str, Any]) -> dict:
+    """The transaction entry putting a new run row."""
+    return {"Put": {"TableName": table("runs").name, "Item": dict(row),
+                    "ConditionExpression": "attribute_not_exists(runId)"}}
+
+
+def start_event(row: Mapping[str, Any], *, actor: str | None,
+                source_ip: str | None = None) -> activity.Event:
+    """The audit event of a run's start (``jobs.run.start``)."""
+    return activity.items(account_id=row["accountId"], action="jobs.run.start", actor=actor,
+                          resource_type="run", resource_id=row["runId"], source_ip=source_ip,
+                          details={"jobId": row["jobId"], "sourceId": row["sourceId"],
+                                   "trigger": row["trigger"]})
+
+
+def start_run(account_id: str, job: Mapping[str, Any], *, trigger: str, actor: str | None,
+              source_ip: str | None = None, source: Mapping[str, Any] | None = None) -> dict:
+    """Create a pending run of ``job``, mark it the job's active run (409 ``conflict`` when
+    one is already pending or running) and record the activity - one transaction - then
+    queue it for the worker. ``source``: the job's source row when the caller has read it.
+    Answers the run row."""
+    from handlers.shared.sources import get_source
+
+    if job.get("activeRunId"):
+        raise _busy()
+    if source is None:
+        source = get_source(account_id, job.get("sourceId"))
+    row = new_run(account_id, job, source, trigger=trigger, actor=actor)
+    run_id = row["runId"]
     reasons = transact([
-        {"Put": {"TableName": table("runs").name, "Item": row,
-                 "ConditionExpression": "attribute_not_exists(runId)"}},
+        put_item(row),
         {"Update": {"TableName": table("jobs").name,
                     "Key": {"accountId": account_id, "jobId": job["jobId"]},
                     "UpdateExpression": "SET activeRunId = :run",
                     "ConditionExpression": "attribute_exists(jobId) AND attribute_not_exists(activeRunId)",
                     "ExpressionAttributeValues": {":run": run_id}}},
+        *start_event(row, actor=actor, source_ip=source_ip).items,
     ])
     if reasons is not None:
         if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
@@ -166,27 +193,31 @@ def start_run(account_id: str, job: Mapping[str, Any], *, trigger: str, actor: s
                 raise ApiError("not_found", "No such job")
             raise _busy()
         raise ApiError("conflict", "The job changed meanwhile; try again")
-
-    try:
-        enqueue(account_id, run_id)
-    except Exception:
-        # nothing will ever pick the run up: end it at once so the job is free again
-        _end_unqueued(account_id, job["jobId"], run_id, job.get("sourceId"))
-        raise ApiError("unavailable", "The backup could not be queued; try again shortly") from None
-
-    activity.record(account_id=account_id, action="jobs.run.start", actor=actor,
-                    resource_type="run", resource_id=run_id, source_ip=source_ip,
-                    details={"jobId": job["jobId"], "sourceId": job["sourceId"], "trigger": trigger})
+    queue(row)
     return row
 
 
+def queue(row: Mapping[str, Any]) -> None:
+    """Put a run that has just been stored on the job queue; when that fails, nothing will
+    ever pick it up: it ends at once (failed) so its job is free again, and the caller gets
+    503 ``unavailable``."""
+    account_id, run_id = row["accountId"], row["runId"]
+    try:
+        enqueue(account_id, run_id)
+    except Exception:
+        _end_unqueued(account_id, row["jobId"], run_id, row.get("sourceId"))
+        raise ApiError("unavailable", "The backup could not be queued; try again shortly") from None
+
+
 def release_job_item(account_id: str, job_id: str | None, run_id: str, status: str, *,
-                     last_run_at: str | None = None) -> dict | None:
+                     last_run_at: str | None = None, job: Mapping[str, Any] | None = None) -> dict | None:
     """The transaction item that frees a job from its ended run (``activeRunId`` removed,
     only if it still names this run) and counts the run's status in the job's stats; None
-    when the job is gone or already runs something else."""
-    job = table("jobs").get_item(Key={"accountId": account_id, "jobId": job_id},
-                                 ConsistentRead=True).get("Item") if job_id else None
+    when the job is gone or already runs something else. ``job``: its row when the caller
+    has just read it (consistently)."""
+    if job is None or job.get("jobId") != job_id:
+        job = table("jobs").get_item(Key={"accountId": account_id, "jobId": job_id},
+                                     ConsistentRead=True).get("Item") if job_id else None
     if job is None or job.get("activeRunId") != run_id:
         return None
     sets: list[str] = []
@@ -231,22 +262,23 @@ def _end_unqueued(account_id: str, job_id: str, run_id: str, source_id: str | No
 # --------------------------------------------------------------------------- cancel
 
 def cancel_run(account_id: str, run: Mapping[str, Any], *, actor: str | None,
-               source_ip: str | None = None) -> dict:
+               source_ip: str | None = None, job: Mapping[str, Any] | None = None) -> dict:
     """Cancel a run: a pending run ends ``cancelled`` at once (the job's ``activeRunId`` is
     cleared, its stats count it; the queued message then finds it finished and does
     nothing); a running one gets ``cancelRequested`` and the worker stops at its next page.
-    A finished run answers 409. Answers the updated run row."""
+    A finished run answers 409. Answers the updated run row. ``job``: the run's job row,
+    when the caller has just read it."""
     run_id = run["runId"]
     for _ in range(3):
         status = run.get("status")
         if status in FINISHED_STATUSES:
             raise ApiError("conflict", f"The run has already finished ({status})")
         if status == "pending":
-            updated = _cancel_pending(account_id, run)
+            event = activity.items(account_id=account_id, action="jobs.run.cancel", actor=actor,
+                                   resource_type="run", resource_id=run_id, source_ip=source_ip,
+                                   details={"jobId": run.get("jobId"), "was": "pending"})
+            updated = _cancel_pending(account_id, run, job=job, extra=event.items)
             if updated is not None:
-                activity.record(account_id=account_id, action="jobs.run.cancel", actor=actor,
-                                resource_type="run", resource_id=run_id, source_ip=source_ip,
-                                details={"jobId": run.get("jobId"), "was": "pending"})
                 return updated
         else:
             try:
@@ -265,14 +297,16 @@ def cancel_run(account_id: str, run: Mapping[str, Any], *, actor: str | None,
                 if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
         # the run moved on meanwhile (picked up, or finished): look again
-        run = get_run(account_id, run_id)
+        run, job = get_run(account_id, run_id), None
         if run is None:
             raise ApiError("not_found", "No such run")
     raise ApiError("conflict", "The run changed meanwhile; try again")
 
 
-def _cancel_pending(account_id: str, run: Mapping[str, Any]) -> dict | None:
-    """End a pending run as cancelled with its job freed; None if it was no longer pending."""
+def _cancel_pending(account_id: str, run: Mapping[str, Any], *, job: Mapping[str, Any] | None = None,
+                    extra: list[dict] | tuple = ()) -> dict | None:
+    """End a pending run as cancelled with its job freed (and ``extra`` entries committed
+    with it); the run as it now is, or None if it was no longer pending."""
     now = clock.iso()
     run_id, job_id = run["runId"], run.get("jobId")
     endpoints = [{**e, "status": "cancelled"} for e in run.get("endpoints") or []]
@@ -284,13 +318,17 @@ def _cancel_pending(account_id: str, run: Mapping[str, Any]) -> dict | None:
         "ExpressionAttributeNames": {"#status": "status"},
         "ExpressionAttributeValues": {":cancelled": "cancelled", ":now": now, ":pending": "pending",
                                       ":endpoints": endpoints, ":yes": True}}}]
-    release = release_job_item(account_id, job_id, run_id, "cancelled")
+    release = release_job_item(account_id, job_id, run_id, "cancelled", job=job)
     if release is not None:
         items.append(release)
     items += analytics.finished_run_items(account_id, source_id=run.get("sourceId"), status="cancelled",
                                           records=0, bytes_=0, finished_at=now)
-    reasons = transact(items)
+    reasons = transact([*items, *extra])
     if reasons is not None:
         return None
     metrics.run_finished("cancelled", records=0, bytes_=0, account_id=account_id, run_id=run_id)
-    return get_run(account_id, run_id)
+    # what the update above wrote, on the row it was conditional on
+    cancelled = {k: v for k, v in run.items() if k != "activeState"}
+    cancelled.update({"status": "cancelled", "finishedAt": now, "endpoints": endpoints,
+                      "cancelRequested": True})
+    return cancelled

@@ -3,7 +3,8 @@
 The access token (15 minutes) is signed with the stage's access secret, the refresh token
 (30 days) with the refresh secret; both carry the user's token version, so bumping it
 revokes every session. Each refresh token's id is recorded (auth-tokens table) so a
-rotation can be done once and a replay detected.
+rotation can be done once and a replay detected: ``issue_pair`` answers that record as a
+transaction entry, so it commits with whatever else the request writes.
 """
 
 from __future__ import annotations
@@ -29,26 +30,30 @@ def user_view(user: dict) -> dict:
             "emailVerified": bool(user.get("emailVerified"))}
 
 
-def token_pair(user: dict, account: dict, role: str) -> dict:
+def issue_pair(user: dict, account: dict, role: str, *, plan_id: str | None = None) -> tuple[dict, dict]:
+    """A token pair (the answer) and the transaction entry (``Put``) that records its
+    refresh token: a caller that writes other things too commits them together.
+    ``plan_id``: the account's effective plan when the caller has resolved it already."""
     stage = os.environ["STAGE"]
     version = tokens.as_int(user.get("tokenVersion")) or 0
     common = dict(stage=stage, user_id=user["userId"], account_id=account["accountId"],
                   role=role, version=version)
     access, _ = tokens.issue(access_secret(), typ="access", **common)
     refresh, claims = tokens.issue(refresh_secret(), typ="refresh", **common)
-    table("auth-tokens").put_item(Item={
+    record = {"Put": {"TableName": table("auth-tokens").name, "Item": {
         "tokenId": f"refresh#{claims['jti']}", "kind": "refresh", "userId": user["userId"],
-        "accountId": account["accountId"], "expiresAt": claims["exp"]})
+        "accountId": account["accountId"], "expiresAt": claims["exp"]}}}
     return {
         "accessToken": access, "refreshToken": refresh, "tokenType": "Bearer",
         "expiresIn": tokens.ACCESS_TTL, "user": user_view(user),
         "account": {"accountId": account["accountId"], "name": account.get("name", ""),
-                    "plan": effective_plan(account).plan_id, "role": role},
-    }
+                    "plan": plan_id or effective_plan(account).plan_id, "role": role},
+    }, record
 
 
-def revoke_all(user_id: str) -> None:
-    """Every token of the user stops working (the authorizer and refresh check the version)."""
-    table("users").update_item(
-        Key={"userId": user_id}, UpdateExpression="ADD tokenVersion :one",
-        ExpressionAttributeValues={":one": 1})
+def revoke_item(user_id: str) -> dict:
+    """The transaction entry that ends every session of the user: the authorizer and
+    refresh check the token version, which this bumps."""
+    return {"Update": {"TableName": table("users").name, "Key": {"userId": user_id},
+                       "UpdateExpression": "ADD tokenVersion :one",
+                       "ExpressionAttributeValues": {":one": 1}}}

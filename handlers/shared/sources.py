@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
@@ -141,13 +141,17 @@ def plan_limit_error(plan: Plan, limit: int) -> ApiError:
 
 def create_source(account_id: str, *, name: str, type: str, settings: Mapping[str, str],
                   credentials: Mapping[str, str], status: str = "active",
-                  actor: str | None = None) -> dict:
+                  actor: str | None = None, account: dict | None = None,
+                  with_items: Callable[[dict], list[dict]] | None = None) -> dict:
     """Store a new source with its credentials encrypted; the account's ``sourceCount`` is
     incremented in the same transaction, within the effective plan's source limit
-    (``plan_limit`` 402 beyond it). Values must already be validated."""
+    (``plan_limit`` 402 beyond it). Values must already be validated. ``account``: its
+    row when the caller has read it; ``with_items(row)``: more transaction entries to
+    commit with the new row (its audit event)."""
     if status not in STATUSES:
         raise ValueError(f"unknown source status {status!r}")
-    account = get_account(account_id)
+    if account is None:
+        account = get_account(account_id)
     if account is None:
         raise ApiError("not_found", "No such account")
     plan = effective_plan(account)
@@ -164,7 +168,8 @@ def create_source(account_id: str, *, name: str, type: str, settings: Mapping[st
         "credentialsCiphertext": ciphertext, "credentialFields": field_names(credentials),
         "createdBy": actor or "", "createdAt": now, "updatedAt": now,
     }
-    reasons = counted_put(account_id, "sourceCount", limit, table("sources").name, row, "sourceId")
+    reasons = counted_put(account_id, "sourceCount", limit, table("sources").name, row, "sourceId",
+                          with_items(row) if with_items else ())
     if reasons is not None:
         if reasons[0] == "ConditionalCheckFailed" and limit is not None:
             raise plan_limit_error(plan, limit)
@@ -226,39 +231,31 @@ def active_run(account_id: str, source_id: str) -> dict | None:
     return None
 
 
-def delete_source(account_id: str, source_id: str) -> bool:
+def delete_source(account_id: str, source_id: str, extra: list[dict] | tuple = ()) -> bool:
     """Delete the source row (its ciphertext goes with it) and decrement the account's
-    ``sourceCount`` in one transaction; False when the source was already gone."""
-    items: list[dict] = [{"Delete": {
+    ``sourceCount`` in one transaction, with ``extra`` entries (its audit event); False
+    when the source was already gone. A counter that had drifted to zero (or a missing
+    account) is left alone: the row goes, with the entries, in a second transaction."""
+    delete = {"Delete": {
         "TableName": table("sources").name, "Key": {"accountId": account_id, "sourceId": source_id},
-        "ConditionExpression": "attribute_exists(sourceId)"}}]
-    account = get_account(account_id)
-    if account is not None and _as_int(account.get("sourceCount")) > 0:
-        items.append({"Update": {
-            "TableName": table("accounts").name, "Key": {"accountId": account_id},
-            "UpdateExpression": "SET sourceCount = sourceCount - :one",
-            "ConditionExpression": "sourceCount >= :one",
-            "ExpressionAttributeValues": {":one": 1}}})
-    reasons = transact(items)
+        "ConditionExpression": "attribute_exists(sourceId)"}}
+    reasons = transact([delete, {"Update": {
+        "TableName": table("accounts").name, "Key": {"accountId": account_id},
+        "UpdateExpression": "SET sourceCount = sourceCount - :one",
+        "ConditionExpression": "sourceCount >= :one",
+        "ExpressionAttributeValues": {":one": 1}}}, *extra])
     if reasons is None:
         return True
     if reasons[0] == "ConditionalCheckFailed":
         return False
-    if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+    if reasons[1] == "ConditionalCheckFailed":
         # the counter was already at zero (it drifted): the row still goes
-        return _delete_row(account_id, source_id)
-    raise ApiError("conflict", "The source changed meanwhile; try again")
-
-
-def _delete_row(account_id: str, source_id: str) -> bool:
-    try:
-        table("sources").delete_item(Key={"accountId": account_id, "sourceId": source_id},
-                                     ConditionExpression="attribute_exists(sourceId)")
-        return True
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        reasons = transact([delete, *extra])
+        if reasons is None:
+            return True
+        if reasons[0] == "ConditionalCheckFailed":
             return False
-        raise
+    raise ApiError("conflict", "The source changed meanwhile; try again")
 
 
 def record_test(row: Mapping[str, Any], *, ok: bool, status: int | None, message: str | None,

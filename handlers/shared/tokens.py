@@ -18,8 +18,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import jwt
-
 from handlers.shared.routing import ROLES
 
 AUDIENCE = "listbackup-api"
@@ -81,6 +79,8 @@ def issue(secret: str, *, stage: str, typ: str, user_id: str, account_id: str, r
         "role": role, "ver": ver, "jti": secrets.token_urlsafe(16), "iat": iat,
         "exp": iat + lifetime,
     }
+    import jwt  # deferred: a function that never signs or checks a token does not load PyJWT
+
     return jwt.encode(claims, secret, algorithm=ALGORITHM), claims
 
 
@@ -104,6 +104,8 @@ def verify(token: str, secret: str, *, stage: str, typ: str, now: float | None =
         raise TokenError("malformed")
     if not _strong(secret):
         raise TokenError("weak_secret")
+    import jwt
+
     try:
         header = jwt.get_unverified_header(token)
     except Exception:

@@ -16,7 +16,6 @@ from botocore.exceptions import ClientError
 from handlers.shared import activity, clock, cursors
 from handlers.shared import sources as store
 from handlers.shared.clients import table
-from handlers.shared.connectors.platforms import get_platform
 from handlers.shared.credentials import UnreadableCredentials
 from handlers.shared.http import ApiError, Request
 from handlers.shared.log import get_logger
@@ -74,9 +73,16 @@ def list_sources(request: Request) -> dict:
                         reply.get("LastEvaluatedKey"), scope)
 
 
+def _platform(platform_type: str):
+    # the platform catalog loads on first use, not in every cold start (GET /sources needs none)
+    from handlers.shared.connectors.platforms import get_platform
+
+    return get_platform(platform_type)
+
+
 def create_source(request: Request) -> dict:
     body = request.body
-    platform = get_platform(body["type"])
+    platform = _platform(body["type"])
     if platform is None:
         raise ApiError("validation_failed", f"ListBackup has no platform {body['type'][:64]!r}; "
                                             "GET /integrations lists them", fields=["type"])
@@ -84,10 +90,12 @@ def create_source(request: Request) -> dict:
         raise oauth_refusal(platform)
     settings, credentials = validated(platform, body.get("settings"), body.get("credentials"))
     name = body["name"].strip()
-    row = store.create_source(request.account_id, name=name, type=platform.id, settings=settings,
-                              credentials=credentials, status="active", actor=request.user_id)
-    activity.record_request(request, "sources.create", "source", row["sourceId"],
-                            details={"name": name, "type": platform.id})
+    row = store.create_source(
+        request.account_id, name=name, type=platform.id, settings=settings,
+        credentials=credentials, status="active", actor=request.user_id,
+        with_items=lambda new: activity.request_items(
+            request, "sources.create", "source", new["sourceId"],
+            details={"name": name, "type": platform.id}).items)
     return store.source_view(row)
 
 
@@ -98,7 +106,7 @@ def get_source(request: Request) -> dict:
 def update_source(request: Request) -> dict:
     row = source_of(request)
     body = request.body
-    platform = get_platform(row["type"])
+    platform = _platform(row["type"])
     if platform is None and ("settings" in body or "credentials" in body):
         raise ApiError("conflict", "ListBackup no longer supports this source's platform; "
                                    "only its name and status can change")
@@ -185,8 +193,8 @@ def delete_source(request: Request) -> None:
     if store.active_run(row["accountId"], row["sourceId"]) is not None:
         raise ApiError("conflict", "A backup of this source is pending or running; cancel it or "
                                    "wait for it to finish, then delete the source")
-    if not store.delete_source(row["accountId"], row["sourceId"]):
+    event = activity.request_items(request, "sources.delete", "source", row["sourceId"],
+                                   details={"name": row.get("name", ""), "type": row.get("type")})
+    if not store.delete_source(row["accountId"], row["sourceId"], event.items):
         raise ApiError("not_found", "No such source")
-    activity.record_request(request, "sources.delete", "source", row["sourceId"],
-                            details={"name": row.get("name", ""), "type": row.get("type")})
     return None

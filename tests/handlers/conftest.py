@@ -69,3 +69,21 @@ def sent_emails() -> list[dict]:
         out.append({"to": parsed["To"], "subject": parsed["Subject"],
                     "text": text.get_content() if text else ""})
     return out
+
+
+@pytest.fixture
+def dynamodb_calls(monkeypatch):
+    """The name of every DynamoDB API call made while the test runs (a transaction or a
+    batch is one), counted where botocore sends them."""
+    import botocore.client
+
+    calls: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self, operation_name, params):
+        if self.meta.service_model.service_name == "dynamodb":
+            calls.append(operation_name)
+        return original(self, operation_name, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
+    return calls

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from handlers.shared.clients import resource, table
+from handlers.shared.clients import dynamodb, table
 from handlers.shared.ids import new_id
 from tests.support import api_event, call
 
@@ -109,6 +109,6 @@ def no_scans(backend):
     def refuse(**kwargs):
         raise AssertionError("the account service must not Scan")
 
-    events_ = resource("dynamodb").meta.client.meta.events
+    events_ = dynamodb().meta.events
     events_.register("before-call.dynamodb.Scan", refuse)
     yield

@@ -13,7 +13,7 @@ import pytest
 from handlers.activity import api
 from handlers.activity.routes import ROUTES
 from handlers.shared import activity, clock
-from handlers.shared.clients import resource
+from handlers.shared.clients import dynamodb
 from tests.support import LambdaContext, api_event, call
 
 A = {"userId": "usr_alice", "accountId": "acc_a", "role": "viewer"}
@@ -29,7 +29,7 @@ def store(backend, monkeypatch):
     def refuse_scan(**_):
         raise AssertionError("the activity service must not Scan")
 
-    resource("dynamodb").meta.client.meta.events.register("before-call.dynamodb.Scan", refuse_scan)
+    dynamodb().meta.events.register("before-call.dynamodb.Scan", refuse_scan)
     yield
 
 

@@ -64,15 +64,14 @@ def aws(monkeypatch):
         clients.reset()
         params.clear_cache()
         # The handler's own (cached) clients: each boto3 client costs ~0.1 s to make.
-        res = clients.resource("dynamodb")
-        ddb, ssm = res.meta.client, clients.client("ssm")
+        ddb, ssm = clients.dynamodb(), clients.client("ssm")
         for spec in CORE_TABLES + API_TABLES:
             if spec.name in TABLES:
                 ddb.create_table(**create_table_kwargs(spec, PREFIX + spec.name))
         ssm.put_parameter(Name=PARAM, Type="SecureString", Value=SECRET)
         ns = SimpleNamespace(
-            ddb=ddb, ssm=ssm, users=res.Table(PREFIX + "users"),
-            members=res.Table(PREFIX + "users-accounts"), keys=res.Table(PREFIX + "api-keys"))
+            ddb=ddb, ssm=ssm, users=clients.Table(PREFIX + "users"),
+            members=clients.Table(PREFIX + "users-accounts"), keys=clients.Table(PREFIX + "api-keys"))
         ns.users.put_item(Item={"userId": USER, "email": "ada@example.test", "status": "active",
                                 "tokenVersion": 0})
         ns.members.put_item(Item={"userId": USER, "accountId": ACCOUNT, "role": "manager"})

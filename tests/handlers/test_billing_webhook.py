@@ -402,13 +402,13 @@ def test_a_fault_while_applying_releases_the_event_for_stripes_retry(paying, mon
     def broken(*args, **kwargs):
         raise RuntimeError("DynamoDB had a bad moment")
 
-    working = store.apply
-    monkeypatch.setattr(store, "apply", broken)
+    working = store.apply_item
+    monkeypatch.setattr(store, "apply_item", broken)
     evt = event("customer.subscription.created", sub)
     status, body = deliver(evt)
     assert status == 500 and body["code"] == "internal"
     assert event_row(evt["id"]) is None and account_row(me) == before
-    monkeypatch.setattr(store, "apply", working)
+    monkeypatch.setattr(store, "apply_item", working)
     assert deliver(evt)[1]["data"]["applied"] is True
 
 

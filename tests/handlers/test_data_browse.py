@@ -177,3 +177,35 @@ def test_search_never_finds_another_accounts_files(world, acme):
     other = world.tenant()
     assert search(world, other, query="c")[0] == []
     assert search(world, other, query="Reports/", sourceId=acme["drive"])[0] == []
+
+
+def test_the_runs_level_costs_at_most_four_calls_however_many_runs_it_shows(world, dynamodb_calls):
+    """A page of 25 runs used to cost a Query per run; now the runs and the source's files
+    newest first (at most three Queries) - with the counts still exact."""
+    t = world.tenant()
+    source = world.source(t, "Stripe", runs=25, records=0, bytes_=0)
+    runs = [world.run(t, source, f"2026-02-{day:02d}T00:00:00.000Z") for day in range(1, 26)]
+    for n, run in enumerate(runs):
+        world.backup_file(t, source, run, "customers.jsonl.gz", [{"id": i} for i in range(n % 4 + 1)])
+    dynamodb_calls.clear()
+    folders, cursor = tree(world, t, sourceId=source)
+    assert len(dynamodb_calls) <= 4, dynamodb_calls
+    assert [f["runId"] for f in folders] == runs[::-1] and cursor is None
+    by_run = {f["runId"]: f for f in folders}
+    for n, run in enumerate(runs):
+        assert (by_run[run]["files"], by_run[run]["records"], by_run[run]["partial"]) == (1, n % 4 + 1, False)
+
+
+def test_runs_whose_files_were_not_all_read_say_partial(world, monkeypatch):
+    t = world.tenant()
+    source = world.source(t, "Stripe", runs=3, records=0, bytes_=0)
+    runs = [world.run(t, source, f"2026-02-0{day}T00:00:00.000Z") for day in (1, 2, 3)]
+    for run in runs:
+        for name in ("a", "b", "c"):
+            world.backup_file(t, source, run, f"{name}.jsonl.gz")
+    monkeypatch.setattr(data_store, "MAX_READ", 4)      # the newest four files only
+    folders, _ = tree(world, t, sourceId=source)
+    assert [f["partial"] for f in folders] == [True, True, True]
+    monkeypatch.setattr(data_store, "MAX_READ", 1000)
+    folders, _ = tree(world, t, sourceId=source)
+    assert [(f["files"], f["partial"]) for f in folders] == [(3, False)] * 3

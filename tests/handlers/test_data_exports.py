@@ -296,3 +296,26 @@ def test_a_delivery_waits_for_a_live_lease_and_takes_over_an_expired_one(world, 
     assert exporter.handler(event, Context()) == {"batchItemFailures": []}
     row = world.table("exports").get_item(Key=key)["Item"]
     assert row["status"] == "completed" and "lease" not in row
+
+
+def test_an_export_of_chosen_files_checks_up_to_300_ids_within_four_calls(world, acme, dynamodb_calls):
+    """Ids are checked 100 to a BatchGetItem: 300 (the most a request may name) cost three
+    reads and the transaction that stores the export; a 301st id is refused up front."""
+    from handlers.data.routes import EXPORT_FILE_IDS
+    from handlers.shared.files import file_id_for
+
+    t = acme.tenant
+    ids = []
+    for n in range(EXPORT_FILE_IDS):
+        key = f"data/{t.account_id}/src_x/run_x/f{n}.jsonl.gz"
+        ids.append(file_id_for(key))
+        world.table("files").put_item(Item={"accountId": t.account_id, "fileId": ids[-1], "key": key,
+                                            "path": f"f{n}.jsonl.gz", "size": 1})
+    dynamodb_calls.clear()
+    queued = request(world, t, {"fileIds": ids})
+    assert dynamodb_calls == ["BatchGetItem"] * 3 + ["TransactWriteItems"]
+    assert queued["status"] == "pending"
+    dynamodb_calls.clear()
+    status, reply = world.call(EXPORT, t, body={"fileIds": ids + [acme.ids[1]]})
+    assert (status, reply["code"], reply["fields"]) == (400, "validation_failed", ["fileIds"])
+    assert dynamodb_calls == []

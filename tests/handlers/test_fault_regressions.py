@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from handlers.jobs import backup
 from handlers.shared import clock
-from handlers.shared.clients import resource, table
+from handlers.shared.clients import dynamodb, table
 from tests.handlers.test_jobs_api import (  # noqa: F401  (fixtures)
     job_queue, job_row, jobs_call, new_job, queued, run_row, tenant)
 from tests.handlers.test_sources_support import get_row, stage  # noqa: F401  (fixtures)
@@ -34,7 +34,7 @@ def throttle(operation: str, *, table_suffix: str | None = None, times: int | No
     """Make the handlers' DynamoDB ``operation`` fail with ProvisionedThroughputExceeded
     (on one table only, when given; ``times`` at most); answers the list of faults raised."""
     raised: list = []
-    client = resource("dynamodb").meta.client
+    client = dynamodb()
 
     def fail(params=None, **_):
         if times is not None and len(raised) >= times:

@@ -327,7 +327,7 @@ def test_failing_write_is_reported_for_that_message_only_and_retried(aws, indexe
                           "ResponseMetadata": {"HTTPStatusCode": 400}}
         return None
 
-    dynamodb = clients.resource("dynamodb").meta.client  # the client the handler uses
+    dynamodb = clients.dynamodb()  # the client the handler uses
     dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", throttle_once)
     good = sqs_message(created_event(aws.s3, good_key), "msg-good")
     bad = sqs_message(created_event(aws.s3, bad_key), "msg-bad")

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from handlers.shared import sources as store
-from handlers.shared.clients import table
+from handlers.shared.clients import dynamodb, table
 from tests.handlers.test_sources_support import (  # noqa: F401  (fixtures)
     ACCESS_TOKEN, API_BASE, APP_ORIGIN, CLIENT_SECRET, REFRESH_TOKEN, events, get_row,
     integrations_call, integrations_raw, logs, platform, raw_item, seed_tenant, source_count, stage,
@@ -58,7 +58,7 @@ def state_row(state: str) -> dict | None:
 
 
 def scan(table_name: str) -> list[dict]:   # tests may look at a whole (tiny) table
-    return table(table_name).scan()["Items"]
+    return dynamodb().scan(TableName=table(table_name).name)["Items"]
 
 
 # --------------------------------------------------------------------------- initiate

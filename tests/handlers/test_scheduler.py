@@ -15,7 +15,7 @@ from boto3.dynamodb.conditions import Key
 
 from handlers.jobs import scheduler
 from handlers.shared import clock, runs, schedules
-from handlers.shared.clients import table
+from handlers.shared.clients import dynamodb, table
 from handlers.shared.ids import new_id
 from tests.support import LambdaContext
 
@@ -379,7 +379,7 @@ def test_a_finished_run_still_in_the_active_index_leaves_it_and_is_not_failed(qu
 
 def test_the_no_scan_guard_itself_works(backend):
     with pytest.raises(AssertionError, match="must Query"):
-        table("jobs").scan()
+        dynamodb().scan(TableName=table("jobs").name)
 
 
 def test_the_owners_are_mailed_once_a_day_when_the_scheduler_fails_a_stuck_run(queue_url):

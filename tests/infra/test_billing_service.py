@@ -106,11 +106,11 @@ def test_least_privilege_exact_grants(program, stack):
               for k in ("cursor-secret", "stripe-secret-key", "stripe-webhook-secret")}
     assert allowed - logs == {
         *{("ssm:GetParameter", p) for p in params},
-        ("dynamodb:GetItem", arn("accounts")), ("dynamodb:UpdateItem", arn("accounts")),
-        ("dynamodb:GetItem", arn("users")),
-        ("dynamodb:PutItem", arn("billing-events")), ("dynamodb:UpdateItem", arn("billing-events")),
-        ("dynamodb:DeleteItem", arn("billing-events")),
-        ("dynamodb:GetItem", arn("billing-customers")), ("dynamodb:PutItem", arn("billing-customers")),
+        ("dynamodb:GetItem", arn("accounts")), ("dynamodb:BatchGetItem", arn("accounts")),
+        ("dynamodb:UpdateItem", arn("accounts")),
+        ("dynamodb:BatchGetItem", arn("users")),
+        ("dynamodb:BatchGetItem", arn("billing-events")), ("dynamodb:PutItem", arn("billing-events")),
+        ("dynamodb:BatchGetItem", arn("billing-customers")), ("dynamodb:PutItem", arn("billing-customers")),
         ("dynamodb:PutItem", arn("activity")), ("dynamodb:UpdateItem", arn("activity-counters")),
     }
     assert not any("*" in a or r == "*" for a, r in allowed)

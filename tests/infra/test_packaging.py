@@ -127,6 +127,27 @@ def test_layer_is_pure_python_under_python_dir():
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
+def test_layer_leaves_what_the_lambda_runtime_provides_to_the_runtime():
+    """A copy of boto3's dependencies in the layer would shadow the runtime's (which has its
+    bytecode) and be compiled from source on every cold start."""
+    layer = packaging.build_layer()
+    tops = {f.split("/")[1] for f in layer.files}
+    for module in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3"):
+        assert module not in tops, module
+    # requests (stripe's HTTP client) and Powertools use the runtime's urllib3 and jmespath:
+    # their pins stay within what those packages accept
+    pinned = dict(packaging.read_pins())
+    assert "requests" in pinned and "aws-lambda-powertools" in pinned
+
+
+@pytest.mark.parametrize("pin", ["urllib3==2.8.0", "jmespath==1.1.0", "boto3==1.44.8", "python_dateutil==2.9.0"])
+def test_a_pin_of_a_runtime_provided_package_is_refused(tmp_path, pin):
+    requirements = tmp_path / "requirements-lambda.txt"
+    requirements.write_text(f"requests==2.34.2\n{pin}\n")
+    with pytest.raises(packaging.PackagingError, match="comes with Lambda's Python runtime"):
+        packaging.read_pins(requirements)
+
+
 def test_layer_rebuilds_to_the_same_bytes(tmp_path):
     a = packaging.build_layer(out_dir=tmp_path / "a")
     b = packaging.build_layer(out_dir=tmp_path / "b")
