@@ -90,8 +90,9 @@ class ApiService(pulumi.ComponentResource):
                 # The parameter uses SSM's AWS-managed key, whose policy lets any principal
                 # of the account decrypt through SSM: no kms statement needed.
                 Statement(["ssm:GetParameter"], [args.jwt_secret_parameter.arn]),
-                Statement(["dynamodb:GetItem"], [args.users_table.arn,
-                                                 args.memberships_table.arn, api_keys.arn]),
+                Statement(["dynamodb:GetItem"], [api_keys.arn]),
+                # a user's row and their membership: one BatchGetItem per request
+                Statement(["dynamodb:BatchGetItem"], [args.users_table.arn, args.memberships_table.arn]),
             ],
         ))
         self.authorizer = aws.apigatewayv2.Authorizer(

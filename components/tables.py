@@ -152,8 +152,9 @@ CORE_TABLES: tuple[TableSpec, ...] = (
     # after 90 days through TTL on expiresAt (epoch seconds).
     TableSpec("activity", "accountId", "eventId", attributes={"accountId": S, "eventId": S},
               ttl_attribute="expiresAt"),
-    # Events per account, day and type ("2026-11-26#auth.login"), kept by the activity
-    # writer, so stats read at most a month of counters instead of the events.
+    # Events per account, day and type, split over a few rows ("2026-11-26#auth.login#3"),
+    # kept by the activity writer, so stats read at most a month of counters instead of
+    # the events.
     TableSpec("activity-counters", "accountId", "dayType",
               attributes={"accountId": S, "dayType": S}, ttl_attribute="expiresAt"),
     # Backup analytics per account, kept incrementally by whoever finishes a run (in the

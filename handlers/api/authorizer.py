@@ -19,8 +19,9 @@ since a raising authorizer makes API Gateway answer 500. Log lines carry the out
 reason code and the user id when known, never the header, token or key.
 
 Environment: ``STAGE``, ``DYNAMODB_TABLE_PREFIX``, ``JWT_SECRET_PARAM`` (SSM name of the
-stage's access-token secret). IAM: ``dynamodb:GetItem`` on users, users-accounts and
-api-keys; ``ssm:GetParameter`` on the secret (and ``kms:Decrypt`` if it uses a CMK).
+stage's access-token secret). IAM: ``dynamodb:GetItem`` on api-keys, ``dynamodb:BatchGetItem``
+on users and users-accounts (a user's row and membership are one read); ``ssm:GetParameter``
+on the secret (and ``kms:Decrypt`` if it uses a CMK).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from typing import Any
 
 from handlers.shared import apikeys, tokens
 from handlers.shared.clients import table
+from handlers.shared.dynamo import get_many
 from handlers.shared.log import get_logger
 from handlers.shared.params import get_parameter
-from handlers.shared.routing import ROLES
+from handlers.shared.roles import ROLES
 
 logger = get_logger("api")
 
@@ -127,10 +129,11 @@ def _by_token(token: str) -> dict:
     except tokens.TokenError as error:
         raise _Deny(str(error)) from None
     user_id, account_id = claims["sub"], claims["acc"]
-    user = _active_user(user_id)
+    user, membership = _user_and_membership(user_id, account_id)
+    user = _active_user(user_id, user)
     if tokens.as_int(user.get("tokenVersion", 0)) != claims["ver"]:
         raise _Deny("stale_token_version", user_id)
-    role = _membership_role(user_id, account_id)
+    role = _membership_role(user_id, membership)
     return {"userId": user_id, "accountId": account_id, "role": role}
 
 
@@ -145,8 +148,9 @@ def _by_api_key(key: str) -> dict:
         raise _Deny("revoked_key", user_id if isinstance(user_id, str) else None)
     if not (_id(user_id) and _id(account_id)) or key_role not in ROLES:
         raise _Deny("invalid_key_row")
-    _active_user(user_id)
-    member_role = _membership_role(user_id, account_id)
+    user, membership = _user_and_membership(user_id, account_id)
+    _active_user(user_id, user)
+    member_role = _membership_role(user_id, membership)
     role = min(key_role, member_role, key=ROLES.index)
     return {"userId": user_id, "accountId": account_id, "role": role}
 
@@ -155,8 +159,16 @@ def _id(value: Any) -> bool:
     return isinstance(value, str) and value != ""
 
 
-def _active_user(user_id: str) -> dict:
-    user = table("users").get_item(Key={"userId": user_id}).get("Item")
+def _user_and_membership(user_id: str, account_id: str) -> tuple[dict | None, dict | None]:
+    """The user's row and their membership of the account, in one BatchGetItem
+    (eventually consistent, as a GetItem)."""
+    user, membership = get_many(("users", {"userId": user_id}),
+                                ("users-accounts", {"userId": user_id, "accountId": account_id}),
+                                consistent=False)
+    return user, membership
+
+
+def _active_user(user_id: str, user: dict | None) -> dict:
     if user is None:
         raise _Deny("unknown_user", user_id)
     if user.get("status", "active") != "active":
@@ -164,9 +176,7 @@ def _active_user(user_id: str) -> dict:
     return user
 
 
-def _membership_role(user_id: str, account_id: str) -> str:
-    row = table("users-accounts").get_item(
-        Key={"userId": user_id, "accountId": account_id}).get("Item")
+def _membership_role(user_id: str, row: dict | None) -> str:
     if row is None:
         raise _Deny("not_a_member", user_id)
     role = row.get("role")

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from handlers.shared.roles import ROLES  # each includes what the ones before it may do
+
 PUBLIC = "public"
-ROLES = ("viewer", "manager", "owner")   # each includes what the ones before it may do
 ACCESS = (PUBLIC, *ROLES)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 

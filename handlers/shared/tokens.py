@@ -18,7 +18,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from handlers.shared.routing import ROLES
+from handlers.shared.roles import ROLES
 
 AUDIENCE = "listbackup-api"
 ACCESS_TTL = 15 * 60

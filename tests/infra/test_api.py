@@ -66,7 +66,11 @@ def test_authorizer_reads_only_the_access_secret_and_three_tables(program, stack
     assert {a for a, _ in allowed if a.startswith("ssm:")} == {"ssm:GetParameter"}
     tables = {r.rsplit("/", 1)[-1] for a, r in allowed if a.startswith("dynamodb:")}
     assert tables == {f"listbackup-{stack}-{t}" for t in ("users", "users-accounts", "api-keys")}
-    assert {a for a, _ in allowed if a.startswith("dynamodb:")} == {"dynamodb:GetItem"}
+    # the key row by GetItem; the user's row and membership in one BatchGetItem
+    assert {(a, r.rsplit("/", 1)[-1]) for a, r in allowed if a.startswith("dynamodb:")} == {
+        ("dynamodb:GetItem", f"listbackup-{stack}-api-keys"),
+        ("dynamodb:BatchGetItem", f"listbackup-{stack}-users"),
+        ("dynamodb:BatchGetItem", f"listbackup-{stack}-users-accounts")}
     env = function.inputs["environment"]["variables"]
     assert env["JWT_SECRET_PARAM"] == f"/listbackup/{stack}/jwt-secret"
 
