@@ -42,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STRIPE_KEY = "sk_test_loadLoadLoad0123456789"
+STRIPE_KEY = "sk_test_loadFake00000000000000001"
 TIMEOUT = 60.0
 
 

@@ -59,7 +59,7 @@ PRICES = {"starter": "price_starter_fuzz", "pro": "price_pro_fuzz",
           "enterprise": "price_enterprise_fuzz"}
 OAUTH_PLATFORMS = ("gohighlevel", "hubspot", "google-drive", "dropbox", "box")
 OAUTH_SECRET = "fuzz-oauth-client-secret-" + "0" * 16
-PLATFORM_KEY = "sk_test_fuzzPlatformKey000000000000000001"   # the seeded source's credential
+PLATFORM_KEY = "sk_test_fuzzPlatformFake000000000000001"   # the seeded source's credential
 CUSTOMERS = 3
 
 # Fields that name a stored secret: none may appear in any answer, at any depth.
