@@ -10,8 +10,8 @@ from typing import Any, Iterable, Mapping
 from handlers.shared import cursors
 from handlers.shared.accounts import (account_view, ancestor_ids, get_account, in_scope, plan_holder,
                                       plan_in_force, scoped_account, valid_id)
-from handlers.shared.dynamo import get_many, transact  # noqa: F401  (transact: re-exported)
 from handlers.shared.clients import dynamodb, table
+from handlers.shared.dynamo import as_int, get_many, transact  # noqa: F401  (as_int, transact: re-exported)
 from handlers.shared.http import ApiError
 from handlers.shared.plans import Plan
 
@@ -84,11 +84,6 @@ def table_name(short_name: str) -> str:
     return table(short_name).name
 
 
-def as_int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 class AccountCache:

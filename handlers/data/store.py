@@ -79,24 +79,14 @@ def file_of(request) -> dict:
 
 def get_files(account_id: str, file_ids: list[str]) -> dict[str, dict]:
     """The account's indexed files among ``file_ids`` (BatchGetItem, 100 a call), by id."""
-    from handlers.shared.clients import dynamodb
+    from handlers.shared.dynamo import BATCH_GET_KEYS, get_many
 
     wanted = [f for f in dict.fromkeys(file_ids) if isinstance(f, str) and FILE_ID.match(f)]
     found: dict[str, dict] = {}
-    name = table("files").name
-    for start in range(0, len(wanted), 100):
-        keys = [{"accountId": account_id, "fileId": f} for f in wanted[start:start + 100]]
-        request = {name: {"Keys": keys, "ConsistentRead": True}}
-        for _ in range(10):
-            reply = dynamodb().batch_get_item(RequestItems=request)
-            for item in reply.get("Responses", {}).get(name, []):
-                if item.get("key") and item.get("accountId") == account_id:
-                    found[item["fileId"]] = item
-            request = reply.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        else:
-            raise RuntimeError("BatchGetItem kept leaving keys unprocessed")
+    for start in range(0, len(wanted), BATCH_GET_KEYS):
+        chunk = wanted[start:start + BATCH_GET_KEYS]
+        rows = get_many(*(("files", {"accountId": account_id, "fileId": f}) for f in chunk))
+        found.update((row["fileId"], row) for row in rows if row is not None and row.get("key"))
     return found
 
 
