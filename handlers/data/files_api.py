@@ -39,12 +39,13 @@ def bucket() -> str:
 
 @functools.cache
 def _signer():
-    import boto3
-    from botocore.config import Config
+    from handlers.shared.clients import _endpoint, long_lived
 
-    from handlers.shared.clients import _endpoint
+    with long_lived():
+        import boto3
+        from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=_endpoint("s3"), config=Config(signature_version="s3v4"))
+        return boto3.client("s3", endpoint_url=_endpoint("s3"), config=Config(signature_version="s3v4"))
 
 
 def presigned_get(params: dict, seconds: int) -> str:
