@@ -315,12 +315,17 @@ class _ProgramFinder:
 @contextlib.contextmanager
 def _program_modules(root: Path) -> Iterator[None]:
     """Import the program's own packages from ``root``, and forget them afterwards, so a
-    fixture program (or an edited copy) never sees another program's modules."""
-    def purge() -> None:
-        for mod in [m for m in sys.modules if m.split(".")[0] in PROGRAM_PACKAGES]:
+    fixture program (or an edited copy) never sees another program's modules. The caller's
+    own imports of those packages are put back as they were: code that imported
+    ``handlers.shared.http`` before an evaluation goes on finding the same modules (the same
+    classes, the same caches) when it imports more of them lazily."""
+    def purge() -> dict:
+        mine = {m: sys.modules[m] for m in list(sys.modules) if m.split(".")[0] in PROGRAM_PACKAGES}
+        for mod in mine:
             del sys.modules[mod]
+        return mine
 
-    purge()
+    callers = purge()
     sys.path.insert(0, str(root))
     sys.meta_path.insert(0, _ProgramFinder)
     try:
@@ -329,6 +334,7 @@ def _program_modules(root: Path) -> Iterator[None]:
         sys.meta_path.remove(_ProgramFinder)
         sys.path.remove(str(root))
         purge()
+        sys.modules.update(callers)
 
 
 PROMOTE_FROM = "listbackup:promoteFrom"

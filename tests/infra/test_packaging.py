@@ -32,6 +32,19 @@ def test_two_evaluations_give_identical_digests():
     assert again.outputs["artifacts"] == evaluated("main").outputs["artifacts"]
 
 
+def test_an_evaluation_leaves_the_callers_handler_modules_as_they_were():
+    """Evaluating imports the program's handlers afresh; the process that asked for it keeps
+    its own modules, so a handler it imported lazily later is the one its code expects."""
+    import sys
+
+    import handlers.shared.http as http_before
+
+    mine = {m for m in sys.modules if m.split(".")[0] in ("components", "handlers")}
+    evaluate("dev")
+    assert sys.modules["handlers.shared.http"] is http_before
+    assert {m for m in sys.modules if m.split(".")[0] in ("components", "handlers")} == mine
+
+
 def test_every_function_deploys_the_bundle_whose_digest_is_exported():
     program = evaluated("dev")
     for function in program.of_type("aws:lambda/function:Function"):
