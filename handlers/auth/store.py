@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from handlers.shared import dynamo
 from handlers.shared.clients import table
+from handlers.shared.http import ApiError
 
 
 class Cancelled(Exception):
@@ -54,10 +55,13 @@ def transact(*operations: dict) -> None:
     reasons = dynamo.transact(list(operations))
     if reasons is None:
         return
-    # A condition that did not hold is the caller's business; anything else (throttling,
-    # conflicts that outlasted the retries) is a fault that surfaces as one.
+    # A condition that did not hold is the caller's business. Other transactions writing
+    # the same rows all the while (they outlasted the retries) is a busy moment the client
+    # can retry: 503, nothing written. Anything else (throttling...) is a fault.
     if "ConditionalCheckFailed" in reasons or set(reasons) == {"Unknown"}:
         raise Cancelled()
+    if dynamo.busy(reasons):
+        raise ApiError("unavailable", "The service is busy; try again in a moment")
     raise RuntimeError(f"transaction cancelled: {reasons}")
 
 

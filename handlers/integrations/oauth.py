@@ -36,7 +36,7 @@ from handlers.shared import activity, clock, origins
 from handlers.shared import sources as store
 from handlers.shared.accounts import effective_plan, get_account, valid_id
 from handlers.shared.clients import table
-from handlers.shared.dynamo import get_many, transact
+from handlers.shared.dynamo import busy, get_many, transact
 from handlers.shared.connectors import oauth_client, templates, urls
 from handlers.shared.connectors.errors import ConnectorError
 from handlers.shared.connectors.platforms import get_platform
@@ -156,6 +156,8 @@ def initiate(request: Request) -> dict:
                  "ExpressionAttributeNames": {"#s": "state"}}},
         *activity.request_items(request, "integrations.oauth.initiate", "platform", platform.id,
                                 details=details).items])
+    if busy(reasons):
+        raise ApiError("unavailable", "The service is busy; try again in a moment")
     if reasons is not None:
         raise RuntimeError(f"the OAuth state was not stored: {reasons}")
 

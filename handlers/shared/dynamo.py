@@ -37,6 +37,13 @@ def transact(items: list[dict]) -> list[str] | None:
     return reasons
 
 
+def busy(reasons: list[str] | None) -> bool:
+    """Whether ``transact``'s answer means only that other transactions kept writing the same
+    rows (it outlasted the retries): nothing was written, and the same request can succeed a
+    moment later (routes answer 503 ``unavailable``)."""
+    return bool(reasons) and "TransactionConflict" in reasons and set(reasons) <= {"TransactionConflict", "None"}
+
+
 def as_int(value: Any) -> int:
     """A stored counter as an int (DynamoDB numbers arrive as Decimal); junk counts as 0."""
     try:
