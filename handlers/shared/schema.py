@@ -77,8 +77,7 @@ def validate_query(route: Route, query: Mapping[str, str]) -> None:
     properties = schema.get("properties") or {}
     missing = [name for name in schema.get("required") or () if name not in values]
     if missing:
-        raise ApiError("validation_failed", f"Invalid {', '.join(missing)}: must contain "
-                       f"{missing} properties", fields=missing)
+        raise ApiError("validation_failed", _keys_message("required", missing, "query"), fields=missing)
     for name, definition in properties.items():
         if name in values:
             problem = _scalar_problem(to_json_schema(dict(definition)), values[name])
@@ -88,8 +87,8 @@ def validate_query(route: Route, query: Mapping[str, str]) -> None:
     if schema.get("additionalProperties") is False:
         extra = sorted(name for name in values if name not in properties)
         if extra:
-            raise ApiError("validation_failed", f"Invalid {', '.join(extra)}: must not contain "
-                           f"{extra} properties", fields=extra)
+            raise ApiError("validation_failed", _keys_message("additionalProperties", extra, "query"),
+                           fields=extra)
 
 
 _FLAT_KEYWORDS = frozenset({"type", "description", "default", "minLength", "maxLength", "minimum",
@@ -178,9 +177,22 @@ def _check(validator, value: Any, what: str) -> None:
     except fastjsonschema.JsonSchemaValueException as exc:
         path = [str(p) for p in (exc.path[1:] if exc.path and exc.path[0] == "data" else [])]
         names = [".".join([*path, key]) for key in _offending_keys(exc)]
-        names = names or [".".join(path) or what]
+        if names:
+            raise ApiError("validation_failed", _keys_message(exc.rule, names, what),
+                           fields=names) from None
+        names = [".".join(path) or what]
         raise ApiError("validation_failed", f"Invalid {', '.join(names)}: {_reason(exc)}",
                        fields=names) from None
+
+
+def _keys_message(rule: str, names: list[str], what: str) -> str:
+    """What a caller reads when fields are missing or not known (``rule`` is the JSON
+    Schema keyword that failed: ``required`` or ``additionalProperties``)."""
+    noun = "parameter" if what == "query" else "field"
+    noun += "s" if len(names) > 1 else ""
+    if rule == "required":
+        return f"Missing required {noun}: {', '.join(names)}"
+    return f"Unknown {noun}: {', '.join(names)} (not accepted here)"
 
 
 def _offending_keys(exc) -> list[str]:

@@ -290,6 +290,17 @@ def test_schema_violation_is_400_validation_failed_naming_the_field(handler, pay
     assert body["fields"] == fields
 
 
+@pytest.mark.parametrize("payload, message", [
+    ({}, "Missing required field: name"),
+    ({"name": "x", "colour": "red"}, "Unknown field: colour (not accepted here)"),
+    ({"name": "x", "a": 1, "b": 2}, "Unknown fields: a, b (not accepted here)"),
+    ({"name": 5}, "Invalid name: name must be string"),
+])
+def test_the_error_says_in_plain_words_what_is_wrong_with_the_body(handler, payload, message):
+    status, body = create(handler, payload)
+    assert (status, body["error"]) == (400, message)
+
+
 @pytest.mark.parametrize("note", [None, "remember this"])
 def test_nullable_field_accepts_null_and_its_type(handler, note):
     status, body = create(handler, {"name": "Widget", "note": note})

@@ -68,3 +68,11 @@ def test_random_queries_get_the_same_verdict(route, data):
                                       st.one_of(st.sampled_from(SAMPLES), st.text(max_size=40)),
                                       max_size=4))
     assert ours(route, query) == reference(route, query)
+
+
+def test_an_unknown_parameter_is_named_in_plain_words():
+    route = next(r for r in ROUTES if r.route_key == "GET /data/files")
+    with pytest.raises(ApiError) as caught:
+        schema.validate_query(route, {"colour": "red"})
+    assert str(caught.value) == "Unknown parameter: colour (not accepted here)"
+    assert caught.value.fields == ["colour"]
