@@ -36,7 +36,7 @@ from benchmarks.support import LambdaContext, free_port, peak_rss_mb, wait_port 
 
 PREFIX = "listbackup-bench-"
 BUCKET = "listbackup-data-bench"
-KEY = "sk_test_benchmarkKey0123456789"
+KEY = "sk_test_FakeBenchmarkKey0000000001"
 ENDPOINTS = {"charges": 10_000, "customers": 100_000, "invoices": 1_000}   # records per endpoint
 PAGE = 100
 

@@ -19,7 +19,7 @@ from handlers.shared.connectors.engine import CHUNK, Connector, ConnectorError
 from handlers.shared.connectors.model import Endpoint, OAuth, Pagination, Platform
 from tests.connectors.platform_servers import FakePlatform, file_bytes, make_records, refused_port
 
-API_KEY = "sk_live_SECRET_abcdef123456"
+API_KEY = "sk_live_FakeEngineKeyNotReal000001"
 ALL_IDS = [r["id"] for r in make_records(23)]
 
 # One endpoint shape per style, each modelled on a platform's documented API.

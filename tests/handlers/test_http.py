@@ -18,7 +18,7 @@ from handlers.shared.http import MAX_BODY_BYTES, ApiError, api_handler
 from handlers.shared.log import get_logger
 from handlers.shared.routing import PUBLIC, Route
 
-SECRET = "sk_live_hunter2-do-not-log"
+SECRET = "sk_live_FakeHunter2DoNotLog0000001"
 
 
 # ---------------------------------------------------------------------------- helpers
