@@ -174,8 +174,6 @@ def over_target(journey: dict) -> list[str]:
 def history_costs(sizes: list[int]) -> dict:
     """GET /analytics/overview, /analytics/timeseries?days=365 and /account/usage against
     accounts with ``sizes`` runs: the DynamoDB calls made must not depend on the history."""
-    import botocore.client
-
     stage = "bench"
     prefix = f"listbackup-{stage}-"
     os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
@@ -190,15 +188,7 @@ def history_costs(sizes: list[int]) -> dict:
     from moto import mock_aws
 
     from components import tables
-    from tests.support import api_event, call, create_tables
-
-    calls: list[str] = []
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self, operation_name, params):
-        if self.meta.service_model.service_name == "dynamodb":
-            calls.append(operation_name)
-        return original(self, operation_name, params)
+    from tests.support import api_event, call, counted_dynamodb_calls, create_tables
 
     with mock_aws():
         from handlers.shared import clients, params
@@ -223,33 +213,32 @@ def history_costs(sizes: list[int]) -> dict:
         costs: dict[str, dict[int, list[str]]] = {}
         totals = {}
         now = clock.now().replace(hour=12)
-        botocore.client.BaseClient._make_api_call = counting
         try:
-            for size in sizes:
-                user, account, _ = seed_tenant("viewer")
-                me = {"userId": user["userId"], "accountId": account["accountId"], "role": "viewer"}
-                per_day: dict[int, int] = {}
-                with boto3.resource("dynamodb").Table(table("runs").name).batch_writer() as batch:
-                    for n in range(size):
-                        day = n % 365
-                        finished = now - timedelta(days=day, minutes=n % 600)
-                        batch.put_item(Item={"accountId": account["accountId"], "runId": new_id("run"),
-                                             "jobId": "job_x", "sourceId": f"src_{day % 3}",
-                                             "status": "completed", "createdAt": clock.iso(finished),
-                                             "finishedAt": clock.iso(finished), "records": 10, "bytes": 100})
-                        per_day[day] = per_day.get(day, 0) + 1
-                for day, count in per_day.items():
-                    seed_finished(account["accountId"], f"src_{day % 3}", now - timedelta(days=day),
-                                  records=10 * count, bytes_=100 * count, runs=count)
-                for route, module, query in probes:
-                    calls.clear()
-                    status, body = call(module.handler, api_event(route, identity=me, query=query))
-                    assert status == 200, (route, status, body)
-                    costs.setdefault(route, {})[size] = list(calls)
-                    if route == "GET /analytics/overview":
-                        totals[size] = body["data"]["runs"]["total"]
+            with counted_dynamodb_calls() as calls:
+                for size in sizes:
+                    user, account, _ = seed_tenant("viewer")
+                    me = {"userId": user["userId"], "accountId": account["accountId"], "role": "viewer"}
+                    per_day: dict[int, int] = {}
+                    with boto3.resource("dynamodb").Table(table("runs").name).batch_writer() as batch:
+                        for n in range(size):
+                            day = n % 365
+                            finished = now - timedelta(days=day, minutes=n % 600)
+                            batch.put_item(Item={"accountId": account["accountId"], "runId": new_id("run"),
+                                                 "jobId": "job_x", "sourceId": f"src_{day % 3}",
+                                                 "status": "completed", "createdAt": clock.iso(finished),
+                                                 "finishedAt": clock.iso(finished), "records": 10, "bytes": 100})
+                            per_day[day] = per_day.get(day, 0) + 1
+                    for day, count in per_day.items():
+                        seed_finished(account["accountId"], f"src_{day % 3}", now - timedelta(days=day),
+                                      records=10 * count, bytes_=100 * count, runs=count)
+                    for route, module, query in probes:
+                        calls.clear()
+                        status, body = call(module.handler, api_event(route, identity=me, query=query))
+                        assert status == 200, (route, status, body)
+                        costs.setdefault(route, {})[size] = list(calls)
+                        if route == "GET /analytics/overview":
+                            totals[size] = body["data"]["runs"]["total"]
         finally:
-            botocore.client.BaseClient._make_api_call = original
             clients.reset()
             params.clear_cache()
     out = {"sizes": sizes, "runs_seen": totals, "routes": {}}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from components.tables import TableSpec, create_table_kwargs
 
@@ -78,3 +79,40 @@ class CurrentStdout:
 
     def flush(self) -> None:
         sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def logging_to_stdout(logger, level: str | None = None) -> Iterator[Any]:
+    """``logger`` (handlers/shared/log.py) writing to whatever ``sys.stdout`` is, so capsys
+    reads its lines, at ``level`` if given; its stream and level are restored afterwards."""
+    handler = logger.registered_handler
+    stream, previous_level = handler.stream, logger.log_level
+    handler.stream = CurrentStdout()
+    if level is not None:
+        logger.setLevel(level)
+    try:
+        yield logger
+    finally:
+        handler.stream = stream
+        logger.setLevel(previous_level)
+
+
+@contextlib.contextmanager
+def counted_dynamodb_calls() -> Iterator[list[str]]:
+    """The name of every DynamoDB API call made inside the block, in order (a transaction or
+    a batch is one), counted where botocore sends them, in this process."""
+    import botocore.client
+
+    calls: list[str] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self, operation_name, params):
+        if self.meta.service_model.service_name == "dynamodb":
+            calls.append(operation_name)
+        return original(self, operation_name, params)
+
+    botocore.client.BaseClient._make_api_call = counting
+    try:
+        yield calls
+    finally:
+        botocore.client.BaseClient._make_api_call = original

@@ -9,7 +9,7 @@ from moto import mock_aws
 
 from components import tables
 from handlers.shared import clients
-from tests.support import BUCKET, STAGE, create_tables, moto_env
+from tests.support import BUCKET, STAGE, counted_dynamodb_calls, create_tables, moto_env
 
 SECRETS = {
     f"/listbackup/{STAGE}/jwt-secret": "a" * 24 + "-test-access-secret-0123456789",
@@ -72,18 +72,8 @@ def sent_emails() -> list[dict]:
 
 
 @pytest.fixture
-def dynamodb_calls(monkeypatch):
+def dynamodb_calls():
     """The name of every DynamoDB API call made while the test runs (a transaction or a
     batch is one), counted where botocore sends them."""
-    import botocore.client
-
-    calls: list[str] = []
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self, operation_name, params):
-        if self.meta.service_model.service_name == "dynamodb":
-            calls.append(operation_name)
-        return original(self, operation_name, params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
-    return calls
+    with counted_dynamodb_calls() as calls:
+        yield calls

@@ -23,6 +23,7 @@ from moto import mock_aws
 
 from components.tables import API_TABLES, CORE_TABLES, create_table_kwargs
 from handlers.shared import apikeys, clients, params, tokens
+from tests.support import logging_to_stdout
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "listbackup-test-"
@@ -37,16 +38,6 @@ CONTEXT = SimpleNamespace(
     aws_request_id="req-auth-1")
 TABLES = ("users", "users-accounts", "api-keys")
 
-
-class CurrentStdout:
-    """Whatever ``sys.stdout`` is at each write, so capsys sees Powertools' log lines
-    (its handler keeps the stdout of the moment the logger was first made)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
 
 
 @pytest.fixture
@@ -83,10 +74,8 @@ def aws(monkeypatch):
 @pytest.fixture
 def authorizer():
     from handlers.api import authorizer
-    handler = authorizer.logger.registered_handler
-    previous, handler.stream = handler.stream, CurrentStdout()
-    yield authorizer
-    handler.stream = previous
+    with logging_to_stdout(authorizer.logger):
+        yield authorizer
 
 
 @pytest.fixture

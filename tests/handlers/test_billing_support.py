@@ -15,7 +15,7 @@ from components.tables import BILLING_TABLES
 from tests.connectors import localstripe_server
 from tests.connectors.stripe_checkout_server import (StripeCheckoutServer, event, payload_of,
                                                      signature)
-from tests.support import STAGE, CurrentStdout, LambdaContext, api_event, create_tables
+from tests.support import STAGE, LambdaContext, api_event, create_tables, logging_to_stdout
 
 SECRET_KEY = "sk_test_billing_0000000000000000000000fake"
 WEBHOOK_SECRET = "whsec_test_billing_signing_secret_0000000fake"
@@ -67,16 +67,13 @@ def billing_logs(capsys):
     """What the billing function logs, read with ``read()``."""
     from handlers.billing import api
 
-    handler = api.logger.registered_handler
-    previous, handler.stream = handler.stream, CurrentStdout()
-
     class Reader:
         def read(self) -> str:
             captured = capsys.readouterr()
             return captured.out + captured.err
 
-    yield Reader()
-    handler.stream = previous
+    with logging_to_stdout(api.logger):
+        yield Reader()
 
 
 def set_parameter(name: str, value: str) -> None:

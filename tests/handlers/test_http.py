@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-import sys
 
 import pytest
 
@@ -17,6 +16,7 @@ from handlers.routes import all_routes
 from handlers.shared.http import MAX_BODY_BYTES, ApiError, api_handler
 from handlers.shared.log import get_logger
 from handlers.shared.routing import PUBLIC, Route
+from tests.support import logging_to_stdout
 
 SECRET = "sk_live_FakeHunter2DoNotLog0000001"
 
@@ -140,27 +140,12 @@ OPERATIONS = {"list_things": list_things, "create_thing": create_thing,
               "delete_thing": delete_thing, "claim_thing": claim_thing, "broken": broken}
 
 
-class CurrentStdout:
-    """Whatever ``sys.stdout`` is at each write. Powertools binds its handler to the
-    ``sys.stdout`` of the moment the logger is first made, which under pytest is some
-    earlier capture; writing through this keeps log lines visible to ``capsys``."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
 
 @pytest.fixture
 def logger():
     """The service's Powertools logger, writing to the stdout capsys captures."""
-    log = get_logger("http-contract-test")
-    handler = log.registered_handler
-    previous, handler.stream = handler.stream, CurrentStdout()
-    log.setLevel("INFO")
-    yield log
-    handler.stream = previous
+    with logging_to_stdout(get_logger("http-contract-test"), "INFO") as log:
+        yield log
 
 
 @pytest.fixture

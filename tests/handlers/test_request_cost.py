@@ -14,7 +14,6 @@ import json
 import re
 import time
 
-import botocore.client
 import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
@@ -24,6 +23,7 @@ from handlers.shared import sources as source_store
 from handlers.shared.clients import table
 from handlers.shared.ids import new_id
 from tests.handlers.conftest import sent_emails
+from tests.handlers.test_account_support import seed_account
 from tests.handlers.test_billing_support import billing, stripe_server  # noqa: F401  (fixtures)
 from tests.handlers.test_data_support import world  # noqa: F401  (fixture)
 from tests.handlers.test_sources_support import platform, stage  # noqa: F401  (fixtures)
@@ -39,8 +39,8 @@ NEW_PASSWORD = "Amber-Orchard-Violin-77"
 class Calls:
     """The DynamoDB operations botocore sends, in order."""
 
-    def __init__(self) -> None:
-        self.seen: list[str] = []
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
 
     def of(self, fn, *args, **kwargs):
         """``fn(...)``'s answer and the DynamoDB operations it made."""
@@ -50,17 +50,8 @@ class Calls:
 
 
 @pytest.fixture
-def calls(monkeypatch) -> Calls:
-    recorder = Calls()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self, operation_name, params):
-        if self.meta.service_model.service_name == "dynamodb":
-            recorder.seen.append(operation_name)
-        return original(self, operation_name, params)
-
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
-    return recorder
+def calls(dynamodb_calls) -> Calls:
+    return Calls(dynamodb_calls)
 
 
 def within_budget(ops: list[str]) -> None:
@@ -91,20 +82,6 @@ def row_of(short: str, **key) -> dict | None:
 
 
 # --------------------------------------------------------------------------- tenants
-
-def seed_account(*, parent: dict | None = None, plan: str = "free", **extra) -> dict:
-    account_id = new_id("acc")
-    account = {"accountId": account_id, "name": "Acme", "plan": plan, "ownSubscription": parent is None,
-               "createdAt": clock.iso(), "updatedAt": clock.iso(), "sourceCount": 0, "jobCount": 0,
-               "storageBytes": 0, "subAccountCount": 0, **extra}
-    if parent is None:
-        account.update(rootAccountId=account_id, path=account_id, depth=0)
-    else:
-        account.update(parentAccountId=parent["accountId"], rootAccountId=parent["rootAccountId"],
-                       path=f"{parent['path']}/{account_id}", depth=int(parent["depth"]) + 1)
-    table("accounts").put_item(Item=account)
-    return account
-
 
 def seed_user(*, email: str | None = None, password_hash: str = "scrypt$not-a-real-hash",
               last: dict | None = None) -> dict:

@@ -20,7 +20,7 @@ from boto3.dynamodb.conditions import Key
 from handlers.shared import clock
 from handlers.shared.clients import table
 from handlers.shared.ids import new_id
-from tests.support import STAGE, CurrentStdout, api_event, call
+from tests.support import STAGE, api_event, call, logging_to_stdout
 
 APP_ORIGIN = "https://app.test.listbackup.ai"
 API_BASE = "https://api.test.listbackup.ai/v2"
@@ -154,22 +154,14 @@ def logs(capsys):
     from handlers.integrations import api as integrations_api
     from handlers.sources import api as sources_api
 
-    saved = []
-    for logger in (sources_api.logger, integrations_api.logger):
-        handler = logger.registered_handler
-        saved.append((logger, handler, handler.stream, logger.log_level))
-        handler.stream = CurrentStdout()
-        logger.setLevel("DEBUG")
-
     class Reader:
         def read(self) -> str:
             captured = capsys.readouterr()
             return captured.out + captured.err
 
-    yield Reader()
-    for logger, handler, stream, level in saved:
-        handler.stream = stream
-        logger.setLevel(level)
+    with logging_to_stdout(sources_api.logger, "DEBUG"), \
+            logging_to_stdout(integrations_api.logger, "DEBUG"):
+        yield Reader()
 
 
 # --------------------------------------------------------------------------- fake platform

@@ -6,12 +6,12 @@ Driven with the API Gateway HTTP API (payload 2.0) event the route would deliver
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from handlers.system import api
+from tests.support import logging_to_stdout
 
 REQUEST_ID = "apigw-health-req-1"
 LAMBDA_REQUEST_ID = "lambda-health-req-1"
@@ -46,15 +46,6 @@ def health_event(*, who: dict | None = None, request_id: str = REQUEST_ID) -> di
     }
 
 
-class CurrentStdout:
-    """Whatever ``sys.stdout`` is at each write (the logger's handler was bound at import)."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch):
@@ -64,13 +55,8 @@ def env(monkeypatch):
 
 @pytest.fixture
 def logs():
-    handler = api.logger.registered_handler
-    previous, handler.stream = handler.stream, CurrentStdout()
-    level = api.logger.log_level
-    api.logger.setLevel("INFO")
-    yield
-    api.logger.setLevel(level)
-    handler.stream = previous
+    with logging_to_stdout(api.logger, "INFO"):
+        yield
 
 
 def get_health(event: dict | None = None) -> tuple[int, dict]:
