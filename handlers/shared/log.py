@@ -134,5 +134,15 @@ class Logger:
         return wrapper
 
 
+_loggers: dict[str, Logger] = {}
+
+
 def get_logger(service: str) -> Logger:
-    return Logger(service=service, level=os.environ.get("LOG_LEVEL", "INFO"))
+    """The service's logger, one per service in a process: every module of a service (its
+    API entry point, and ``sources.connection`` loaded on first use...) writes through the
+    same handler with the same invocation context. A second ``Logger`` of one name would
+    take the handler over, and lines would lose the context the entry point injected."""
+    logger = _loggers.get(service)
+    if logger is None:
+        logger = _loggers[service] = Logger(service=service, level=os.environ.get("LOG_LEVEL", "INFO"))
+    return logger

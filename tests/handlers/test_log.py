@@ -8,18 +8,14 @@ import json
 
 import pytest
 
-from handlers.shared.log import get_logger
-from tests.support import CurrentStdout, LambdaContext
+from handlers.shared.log import Logger, get_logger
+from tests.support import LambdaContext, logging_to_stdout
 
 
 @pytest.fixture
 def logger():
-    log = get_logger("log-test")
-    handler = log.registered_handler
-    previous, handler.stream = handler.stream, CurrentStdout()
-    log.setLevel("INFO")
-    yield log
-    handler.stream = previous
+    with logging_to_stdout(Logger("log-test"), "INFO") as log:
+        yield log
 
 
 def lines(out: str) -> list[dict]:
@@ -81,3 +77,19 @@ def test_keys_are_removed_and_cleared_between_invocations(logger, capsys):
     logger.inject_lambda_context(clear_state=True)(lambda e, c: logger.info("next"))({}, LambdaContext())
     after, nxt = lines(capsys.readouterr().out)
     assert "route" not in after and "stale" not in nxt
+
+
+def test_every_module_of_a_service_logs_with_the_context_its_entry_point_injected(capsys):
+    entry = get_logger("log-test-service")
+    with logging_to_stdout(entry, "INFO"):
+
+        @entry.inject_lambda_context(clear_state=True)
+        def handler(event, context):
+            helper = get_logger("log-test-service")     # a module of the service, loaded late
+            helper.info("from the helper module")
+
+        handler({}, LambdaContext())
+        [line] = lines(capsys.readouterr().out)
+    assert get_logger("log-test-service") is entry
+    assert line["message"] == "from the helper module"
+    assert line["function_request_id"] == LambdaContext().aws_request_id
