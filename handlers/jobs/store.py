@@ -22,7 +22,7 @@ from boto3.dynamodb.conditions import Key
 from handlers.shared import clock, schedules
 from handlers.shared.accounts import effective_plan, get_account
 from handlers.shared.clients import table
-from handlers.shared.dynamo import as_int, counted_put, transact
+from handlers.shared.dynamo import as_int, counted_delete, counted_put
 from handlers.shared.http import ApiError
 from handlers.shared.ids import new_id
 from handlers.shared.plans import Plan, limit_of
@@ -163,15 +163,7 @@ def delete_job(account_id: str, job_id: str, extra: list[dict] | tuple = ()) -> 
     delete = {"Delete": {
         "TableName": table("jobs").name, "Key": {"accountId": account_id, "jobId": job_id},
         "ConditionExpression": "attribute_exists(jobId) AND attribute_not_exists(activeRunId)"}}
-    reasons = transact([delete, {"Update": {
-        "TableName": table("accounts").name, "Key": {"accountId": account_id},
-        "UpdateExpression": "SET jobCount = jobCount - :one",
-        "ConditionExpression": "jobCount >= :one",
-        "ExpressionAttributeValues": {":one": 1}}}, *extra])
-    if reasons is not None and reasons[0] != "ConditionalCheckFailed" \
-            and reasons[1] == "ConditionalCheckFailed":
-        # the counter had drifted to zero: the job still goes
-        reasons = transact([delete, *extra])
+    reasons = counted_delete(account_id, "jobCount", delete, extra)
     if reasons is None:
         return
     if reasons[0] == "ConditionalCheckFailed":

@@ -78,6 +78,27 @@ def counted_put(account_id: str, counter: str, limit: int | None, table_name: st
     ])
 
 
+def counted_delete(account_id: str, counter: str, delete: dict,
+                   extra: list[dict] | tuple = ()) -> list[str] | None:
+    """Delete a row (``delete``: a transaction ``Delete`` entry with its condition) and take
+    one off the account's ``counter`` in one transaction; ``extra`` entries (the audit
+    event...) commit with them. A counter that had drifted to zero (or a missing account) is
+    left alone: the row goes, with the entries, in a second transaction. Returns
+    ``transact``'s answer: None when deleted; reasons[0] == "ConditionalCheckFailed" means
+    the row's condition did not hold."""
+    from handlers.shared.clients import table
+
+    reasons = transact([delete, {"Update": {
+        "TableName": table("accounts").name, "Key": {"accountId": account_id},
+        "UpdateExpression": f"SET {counter} = {counter} - :one",
+        "ConditionExpression": f"{counter} >= :one",
+        "ExpressionAttributeValues": {":one": 1}}}, *extra])
+    if reasons is not None and reasons[0] != "ConditionalCheckFailed" \
+            and reasons[1] == "ConditionalCheckFailed":
+        reasons = transact([delete, *extra])
+    return reasons
+
+
 BATCH_GET_KEYS = 100        # BatchGetItem's limit per call
 BATCH_GET_TRIES = 5
 

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from handlers.shared import clock
 from handlers.shared import credentials as vault
 from handlers.shared.accounts import effective_plan, get_account
-from handlers.shared.dynamo import counted_put, transact
+from handlers.shared.dynamo import counted_delete, counted_put
 from handlers.shared.clients import table
 from handlers.shared.http import ApiError
 from handlers.shared.ids import new_id
@@ -239,22 +239,11 @@ def delete_source(account_id: str, source_id: str, extra: list[dict] | tuple = (
     delete = {"Delete": {
         "TableName": table("sources").name, "Key": {"accountId": account_id, "sourceId": source_id},
         "ConditionExpression": "attribute_exists(sourceId)"}}
-    reasons = transact([delete, {"Update": {
-        "TableName": table("accounts").name, "Key": {"accountId": account_id},
-        "UpdateExpression": "SET sourceCount = sourceCount - :one",
-        "ConditionExpression": "sourceCount >= :one",
-        "ExpressionAttributeValues": {":one": 1}}}, *extra])
+    reasons = counted_delete(account_id, "sourceCount", delete, extra)
     if reasons is None:
         return True
     if reasons[0] == "ConditionalCheckFailed":
         return False
-    if reasons[1] == "ConditionalCheckFailed":
-        # the counter was already at zero (it drifted): the row still goes
-        reasons = transact([delete, *extra])
-        if reasons is None:
-            return True
-        if reasons[0] == "ConditionalCheckFailed":
-            return False
     raise ApiError("conflict", "The source changed meanwhile; try again")
 
 

@@ -397,6 +397,16 @@ def test_delete_frees_the_plan_slot_and_keeps_past_runs():
     assert jobs_call("DELETE /jobs/{jobId}", me, path={"jobId": job["jobId"]})[0] == 404
 
 
+def test_delete_with_a_drifted_counter_still_deletes_and_never_goes_negative():
+    me, account, source = tenant()
+    job = new_job(me, source)
+    table("accounts").update_item(Key={"accountId": account["accountId"]},
+                                  UpdateExpression="SET jobCount = :z", ExpressionAttributeValues={":z": 0})
+    assert jobs_call("DELETE /jobs/{jobId}", me, path={"jobId": job["jobId"]})[0] == 200
+    assert job_row(account, job["jobId"]) is None and job_count(account) == 0
+    assert len(events(account["accountId"], "jobs.delete")) == 1
+
+
 def test_delete_is_refused_while_a_run_is_active():
     me, account, source = tenant()
     job = new_job(me, source)
